@@ -35,6 +35,8 @@ __all__ = [
     "StuckCells",
     "NonIdealities",
     "MacroConfig",
+    "config_to_dict",
+    "config_from_dict",
 ]
 
 
@@ -373,3 +375,39 @@ class MacroConfig:
     def ideal(self) -> "MacroConfig":
         """Return a copy with every device non-ideality switched off."""
         return self.replace(nonideal=NonIdealities.ideal())
+
+
+def config_to_dict(config: MacroConfig) -> dict:
+    """Return `config` as nested plain dictionaries (JSON-serializable)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(values: dict) -> MacroConfig:
+    """Rebuild a `MacroConfig` from `config_to_dict` output; unknown keys raise ConfigError."""
+    def build(kind, data):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{kind.__name__} must be given as a mapping, got {type(data).__name__}")
+        names = {item.name: item for item in dataclasses.fields(kind)}
+        unknown = set(data) - set(names)
+        if unknown:
+            raise ConfigError(f"unknown {kind.__name__} field(s) {sorted(unknown)}; valid: {sorted(names)}")
+        kwargs = {}
+        for name, value in data.items():
+            nested = _NESTED.get((kind, name))
+            kwargs[name] = build(nested, value) if nested is not None else value
+        return kind(**kwargs)
+
+    return build(MacroConfig, values)
+
+
+_NESTED = {
+    (MacroConfig, "array"): ArrayParams,
+    (MacroConfig, "opamp"): OpAmpParams,
+    (MacroConfig, "dac"): DacParams,
+    (MacroConfig, "adc"): AdcParams,
+    (MacroConfig, "circuit"): CircuitParams,
+    (MacroConfig, "nonideal"): NonIdealities,
+    (NonIdealities, "programming"): ProgrammingError,
+    (NonIdealities, "read_noise"): ReadNoise,
+    (NonIdealities, "stuck"): StuckCells,
+}

@@ -16,7 +16,21 @@ from .params import ControllerParams
 from .register_file import RegisterFile
 from .sequencer import Sequencer, SequencerState
 
-__all__ = ["AmcController"]
+__all__ = ["AmcController", "controller_signature"]
+
+
+def controller_signature(params: ControllerParams) -> wiring.Signature:
+    """Return the port signature of `AmcController` for `params`."""
+    p = params
+    return wiring.Signature({
+        "axil": In(AXI4LiteSignature(addr_width=p.ADDR_WIDTH, data_width=p.DATA_WIDTH)),
+        "sw": Out(SwitchSignature(p)),
+        "dac": Out(DacSignature(p)),
+        "analog": Out(AnalogSignature()),
+        "adc": Out(AdcSignature(p)),
+        "irq": Out(1),
+        "seq_state": Out(SequencerState),
+    })
 
 
 class AmcController(wiring.Component):
@@ -47,16 +61,7 @@ class AmcController(wiring.Component):
 
     def __init__(self, params: ControllerParams | None = None):
         self._params = params if params is not None else ControllerParams()
-        p = self._params
-        super().__init__({
-            "axil": In(AXI4LiteSignature(addr_width=p.ADDR_WIDTH, data_width=p.DATA_WIDTH)),
-            "sw": Out(SwitchSignature(p)),
-            "dac": Out(DacSignature(p)),
-            "analog": Out(AnalogSignature()),
-            "adc": Out(AdcSignature(p)),
-            "irq": Out(1),
-            "seq_state": Out(SequencerState),
-        })
+        super().__init__(controller_signature(self._params))
 
     @property
     def params(self) -> ControllerParams:

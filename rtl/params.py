@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..model.config import ConfigError, MacroConfig
 
-__all__ = ["ControllerParams", "bits_for"]
+__all__ = ["ControllerParams", "bits_for", "params_to_dict", "params_from_dict"]
 
 
 def bits_for(count: int) -> int:
@@ -155,3 +155,25 @@ class ControllerParams:
     @property
     def clock_hz(self) -> float:
         return 1e12 / self.clock_period_ps
+
+
+def params_to_dict(params: ControllerParams) -> dict:
+    """Return `params` as plain dictionaries (JSON-serializable)."""
+    from ..model.config import config_to_dict
+
+    return {
+        "macro": config_to_dict(params.macro),
+        "clock_period_ps": params.clock_period_ps,
+        "counter_width": params.counter_width,
+        "default_settle_cycles": params.default_settle_cycles,
+        "default_watchdog_cycles": params.default_watchdog_cycles,
+    }
+
+
+def params_from_dict(values: dict) -> ControllerParams:
+    """Rebuild `ControllerParams` from `params_to_dict` output."""
+    from ..model.config import config_from_dict
+
+    values = dict(values)
+    macro = config_from_dict(values.pop("macro"))
+    return ControllerParams(macro=macro, **values)

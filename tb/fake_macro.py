@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amc.model.config import MacroConfig
+from ..model.config import MacroConfig
 
 
 @dataclass

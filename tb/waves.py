@@ -1,0 +1,84 @@
+"""GTKWave save files for the controller's waveforms.
+
+Each cocotb test writes its own FST dump; `write_gtkw` writes a save file
+beside it that groups the bus, the sequencer state (named through a translate
+filter generated from `SequencerState`), the switch word and the analog-side
+ports, so ``gtkwave dump.fst dump.gtkw`` opens a readable view.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.hdl import Shape
+from vcd.gtkw import GTKWSave
+
+from ..rtl.controller import controller_signature
+from ..rtl.params import ControllerParams
+from ..rtl.verilog import TOP_NAME, state_filter_text
+
+__all__ = ["GROUPS", "write_gtkw", "scope_for"]
+
+GROUPS = (
+    ("Sequencer", ("seq_state", "irq")),
+    ("AXI4-Lite bus", ("axil",)),
+    ("Switch word", ("sw",)),
+    ("DAC", ("dac",)),
+    ("Analog", ("analog",)),
+    ("ADC", ("adc",)),
+)
+"""Groups of the save file: title and the controller ports (or port prefixes) in it."""
+
+
+def scope_for(simulator: str) -> str:
+    """Return the hierarchical prefix of the controller's ports in `simulator`'s FST dump.
+
+    Icarus and Verilator 5.48 (with ``--trace-fst``) both put them in a scope
+    named after the top module.
+    """
+    return TOP_NAME
+
+
+def _ports(params: ControllerParams) -> list[tuple[str, int]]:
+    """Return (Verilog port name, width) of every controller port, in signature order."""
+    ports = []
+    for path, member in controller_signature(params).members.flatten():
+        if member.is_port:
+            name = "__".join(str(part) for part in path)
+            ports.append((name, Shape.cast(member.shape).width))
+    return ports
+
+
+def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simulator: str) -> Path:
+    """Write a GTKWave save file for `dump_path`; return its path.
+
+    The translate filter for the sequencer state is written beside it as
+    ``seq_state.filter``.
+    """
+    gtkw_path = Path(gtkw_path)
+    gtkw_path.parent.mkdir(parents=True, exist_ok=True)
+    filter_path = gtkw_path.parent / "seq_state.filter"
+    filter_path.write_text(state_filter_text())
+    scope = scope_for(simulator)
+    ports = _ports(params)
+
+    with open(gtkw_path, "w") as handle:
+        save = GTKWSave(handle)
+        save.comment(f"AMC controller waveform view ({simulator})")
+        save.dumpfile(str(Path(dump_path).resolve()))
+        save.treeopen(scope.split(".")[0])
+        save.signals_width(260)
+        for title, prefixes in GROUPS:
+            members = [(name, width) for name, width in ports
+                       if any(name == prefix or name.startswith(prefix + "__") for prefix in prefixes)]
+            with save.group(title, closed=False):
+                for name, width in members:
+                    reference = f"{scope}.{name}" if width == 1 else f"{scope}.{name}[{width - 1}:0]"
+                    if name == "seq_state":
+                        save.trace(reference, alias="seq_state", datafmt="hex",
+                                   translate_filter_file=str(filter_path.resolve()))
+                    elif name in ("dac__code", "adc__code"):
+                        save.trace(reference, datafmt="signed")
+                    else:
+                        save.trace(reference, datafmt="hex")
+    return gtkw_path
