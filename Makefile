@@ -11,7 +11,7 @@ APT_PACKAGES := iverilog g++ make ccache liblz4-dev gtkwave python3-venv python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 JOBS ?= 2
 
-.PHONY: all setup system-deps demo test test-fast bench verilog lint-verilog clean
+.PHONY: all setup system-deps demo test test-fast bench verilog docs clean
 
 all: test
 
@@ -51,3 +51,7 @@ verilog: setup
 
 clean:
 	rm -rf build out .pytest_cache
+
+docs: setup
+	$(BIN)/python -c "from amc.model.switch_matrix import mode_table_markdown as m; open('docs/mode_table.md','w').write(m())"
+	$(BIN)/python -c "from amc.rtl.regmap import RegisterMap; from amc.rtl.params import ControllerParams as P; open('docs/registers.md','w').write(RegisterMap(P()).markdown())"

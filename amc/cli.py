@@ -13,13 +13,10 @@ import logging
 import sys
 
 from . import __version__
+from .commands import UsageError
 
 # Modules under amc.commands, in the order `amc --help` lists them.
 COMMAND_MODULES = ("solve", "verilog", "train")
-
-
-class UsageError(Exception):
-    """Bad user input: printed as one message, exit code 2, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
