@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +123,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
             test_module=test_module,
             hdl_toplevel=TOP_NAME,
             hdl_toplevel_lang="verilog",
-            test_filter=rf"\.{test_name}(/|$)",
+            test_filter=rf"\.{re.escape(test_name)}(/|$)",
             build_dir=build_dir,
             test_dir=test_dir,
             results_xml=str(results_xml),
