@@ -1,0 +1,254 @@
+"""Linear circuit of one switch state: op-amps, array conductances, DAC sources.
+
+The circuit is built from the connection flags of `amc.model.switch_matrix`
+(the same table the controller uses), not from the mode name, so a new mode
+with the existing connections needs no change here.
+
+Circuit model, identical to the ngspice reference netlists of this project:
+
+- Every op-amp has its non-inverting input grounded. Its inverting input is a
+  summing node joined by conductances to driven voltages only: op-amp outputs
+  and DAC outputs. No current flows into the op-amp input, so the summing node
+  voltage is the conductance-weighted mean of those voltages,
+  ``v_k = sum_d g_kd u_d / D_k`` with ``D_k = sum_d g_kd`` (Kirchhoff's current law).
+- A sensed line (op-amp input) is joined to every enabled driven line of the
+  other set by the positive-half cell, and, for signed operations, by the
+  negative-half cell to the output of that line's inverter.
+- A unity-gain inverter (input and feedback conductance ``g_inverter_S``) per
+  driven line drives the negative half with the negated line voltage. Its
+  summing node is the mean of its input and its own output. Inverters are
+  op-amps of the state vector, so their delay is part of the dynamics.
+- The op-amp is single-pole: ``dn/dt = wp (A0 (v+ - v-) - n)`` with
+  ``wp = 2 pi GBW / A0``; the output is n clamped at the rails.
+
+Cells on a disabled line carry no current (their access transistors are off),
+and the DAC and op-amp outputs are ideal voltage sources.
+
+With the time normalized as tau = 2 pi GBW t and the state x (op-amp outputs
+in the linear range), the circuit is ``dx/dtau = -(W + I/A0) x - W_s u``, where
+W and W_s are the summing-node weights of the op-amp outputs and the DAC
+outputs u. `amc.model.statespace` analyses it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import MacroConfig, OpAmpParams
+from .errors import CircuitBuildError
+from .switch_matrix import Conn, LineSet, ModeEntry, SwitchState
+
+__all__ = ["OpAmpRole", "LinearCircuit", "build_circuit"]
+
+
+class OpAmpRole(enum.Enum):
+    """Function of an op-amp in the circuit."""
+
+    LINE = "line"
+    """Op-amp k of the bank, sensing line k (TIA or INV solver); its output is ADC channel k."""
+
+    INVERTER = "inverter"
+    """Unity-gain inverter k, driving line k of the negative half-array."""
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class LinearCircuit:
+    """Conductance network of one switch state, reduced to the op-amp summing nodes.
+
+    State k of the circuit is the output voltage of op-amp ``op_amps[k]``. The
+    line op-amps come first, in ascending line order, then the inverters.
+    """
+
+    mode: ModeEntry
+    signed: bool
+    opamp: OpAmpParams
+    op_amps: tuple[tuple[OpAmpRole, int], ...]
+    """(role, line index) of each state."""
+
+    sensed_lines: np.ndarray
+    """Line index of each line op-amp (its ADC channel), ascending."""
+
+    driven_lines: np.ndarray
+    """Enabled lines of the driven line set, ascending (the columns of `cell_matrix_S`)."""
+
+    source_channels: np.ndarray
+    """DAC channel of each source input u, ascending."""
+
+    output_weights: np.ndarray
+    """W, shape (n_states, n_states): weight of each op-amp output at each summing node."""
+
+    source_weights: np.ndarray
+    """W_s, shape (n_states, n_sources): weight of each DAC output at each summing node."""
+
+    node_conductance_S: np.ndarray
+    """D, shape (n_states,): total conductance at each summing node, in siemens."""
+
+    cell_matrix_S: np.ndarray
+    """G+ - G- (or G+ when unsigned) between sensed lines (rows) and driven lines, in siemens."""
+
+    closed_loop: bool
+    """True if line op-amp outputs drive the array (INV), so the array is inside the loop."""
+
+    @property
+    def n_states(self) -> int:
+        """Number of op-amps in the circuit (state size)."""
+        return len(self.op_amps)
+
+    @property
+    def n_outputs(self) -> int:
+        """Number of line op-amps (ADC-readable outputs)."""
+        return len(self.sensed_lines)
+
+    @property
+    def n_sources(self) -> int:
+        """Number of DAC inputs."""
+        return len(self.source_channels)
+
+    def loop_eigenvalues(self) -> np.ndarray:
+        """Return the eigenvalues that set stability and speed for ideal inverters (dimensionless).
+
+        Closed loop (INV): eig(D^-1 G) with G = G+ - G- between the sensed rows
+        and the columns their op-amps drive, and D the total conductance at
+        each row (Sun et al., IEEE TED 2020, arXiv:2005.04530). Open loop
+        (MVM): the closed-loop bandwidth factor G_f / D_i of each TIA.
+        """
+        n = self.n_outputs
+        d = self.node_conductance_S[:n]
+        if self.closed_loop:
+            return np.linalg.eigvals(self.cell_matrix_S / d[:, None])
+        diagonal = np.diag(self.output_weights)[:n]
+        return diagonal.astype(complex)
+
+
+def _sensed_set(mode: ModeEntry) -> LineSet:
+    flags = mode.conn
+    sense_rows = bool(flags & Conn.OPA_SENSE_ROWS)
+    sense_cols = bool(flags & Conn.OPA_SENSE_COLS)
+    if sense_rows == sense_cols:
+        raise CircuitBuildError(
+            f"mode {mode.name} must close exactly one of OPA_SENSE_ROWS and OPA_SENSE_COLS; "
+            f"its flags are {flags!r}"
+        )
+    return LineSet.ROWS if sense_rows else LineSet.COLS
+
+
+def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray | None,
+                  config: MacroConfig) -> LinearCircuit:
+    """Build the linear circuit of a decoded switch state.
+
+    Parameters
+    ----------
+    state : SwitchState
+        Mode, signed flag and enabled lines.
+    g_pos_S, g_neg_S : ndarray, shape (rows, cols)
+        Conductances of the selected array's positive and negative halves
+        during this operation, in siemens. `g_neg_S` may be None for unsigned
+        operations.
+    config : MacroConfig
+
+    Raises
+    ------
+    CircuitBuildError
+        If the flags do not describe a circuit this model supports, or if a
+        closed-loop mode enables different row and column lines.
+    """
+    mode, flags = state.mode, state.mode.conn
+    circuit_params = config.circuit
+    rows_on = np.flatnonzero(state.row_enable)
+    cols_on = np.flatnonzero(state.col_enable)
+    sensed_set = _sensed_set(mode)
+    if sensed_set is LineSet.ROWS:
+        sensed, driven = rows_on, cols_on
+        cells_pos = g_pos_S[np.ix_(sensed, driven)]
+        cells_neg = None if g_neg_S is None else g_neg_S[np.ix_(sensed, driven)]
+    else:
+        sensed, driven = cols_on, rows_on
+        cells_pos = g_pos_S[np.ix_(driven, sensed)].T
+        cells_neg = None if g_neg_S is None else g_neg_S[np.ix_(driven, sensed)].T
+    if state.signed and cells_neg is None:
+        raise CircuitBuildError("a signed operation needs the negative half-array conductances, got None")
+
+    # Which voltage drives each enabled line of the driven set.
+    closed_loop = bool(flags & Conn.OPA_DRIVE_COLS)
+    dac_drives = bool(flags & (Conn.DAC_COLS if sensed_set is LineSet.ROWS else Conn.DAC_ROWS))
+    if closed_loop and sensed_set is not LineSet.ROWS:
+        raise CircuitBuildError(f"mode {mode.name}: OPA_DRIVE_COLS needs op-amps that sense the rows")
+    if closed_loop == dac_drives:
+        raise CircuitBuildError(
+            f"mode {mode.name}: the driven lines need exactly one driver (DAC or op-amp outputs); flags {flags!r}"
+        )
+    if closed_loop and not np.array_equal(state.row_enable, state.col_enable):
+        raise CircuitBuildError(
+            f"mode {mode.name}: op-amp i senses row i and drives column i, so the row and column enable "
+            f"masks must be equal; got rows {rows_on.tolist()} and columns {cols_on.tolist()}"
+        )
+    injects = bool(flags & Conn.DAC_ROWS_GIN)
+    if injects and sensed_set is not LineSet.ROWS:
+        raise CircuitBuildError(f"mode {mode.name}: DAC_ROWS_GIN needs op-amps that sense the rows")
+    feedback = bool(flags & Conn.OPA_FEEDBACK_GF)
+
+    n_line = len(sensed)
+    n_inv = len(driven) if state.signed else 0
+    n_states = n_line + n_inv
+    if dac_drives:
+        sources = driven
+    elif injects:
+        sources = sensed
+    else:
+        sources = np.zeros(0, dtype=int)
+    n_src = len(sources)
+    source_index = {int(line): n_states + k for k, line in enumerate(sources)}
+    line_state = {int(line): k for k, line in enumerate(sensed)}
+    if dac_drives:
+        driver = np.array([source_index[int(line)] for line in driven], dtype=int)
+    else:
+        driver = np.array([line_state[int(line)] for line in driven], dtype=int)
+
+    # Conductance from each summing node to each driven signal [states, sources].
+    conductance = np.zeros((n_states, n_states + n_src))
+    line_rows = np.arange(n_line)
+    conductance[np.ix_(line_rows, driver)] += cells_pos
+    if state.signed:
+        inverter_state = n_line + np.arange(n_inv)
+        conductance[np.ix_(line_rows, inverter_state)] += cells_neg
+        g_inv = circuit_params.g_inverter_S
+        conductance[inverter_state, driver] += g_inv
+        conductance[inverter_state, inverter_state] += g_inv
+    if injects:
+        conductance[line_rows, [source_index[int(line)] for line in sensed]] += circuit_params.g_in_S
+    if feedback:
+        conductance[line_rows, line_rows] += circuit_params.g_f_S
+
+    node_total = conductance.sum(axis=1)
+    if np.any(node_total <= 0.0):
+        empty = int(np.flatnonzero(node_total <= 0.0)[0])
+        raise CircuitBuildError(
+            f"summing node of op-amp {empty} has no conductance; enable at least one driven line"
+        )
+    weights = conductance / node_total[:, None]
+
+    effective = cells_pos - cells_neg if state.signed else cells_pos
+    op_amps = tuple((OpAmpRole.LINE, int(line)) for line in sensed)
+    op_amps += tuple((OpAmpRole.INVERTER, int(line)) for line in (driven if state.signed else ()))
+    return LinearCircuit(
+        mode=mode,
+        signed=bool(state.signed),
+        opamp=config.opamp,
+        op_amps=op_amps,
+        sensed_lines=_frozen(np.array(sensed, dtype=int)),
+        driven_lines=_frozen(np.array(driven, dtype=int)),
+        source_channels=_frozen(np.array(sources, dtype=int)),
+        output_weights=_frozen(weights[:, :n_states].copy()),
+        source_weights=_frozen(weights[:, n_states:].copy()),
+        node_conductance_S=_frozen(node_total),
+        cell_matrix_S=_frozen(np.array(effective, dtype=float)),
+        closed_loop=closed_loop,
+    )
