@@ -1,0 +1,460 @@
+"""High-level analog solve and multiply on the macro model, without the controller.
+
+`solve(A, b)` runs the INV circuit, `multiply(A, x)` the MVM (or MVM_T)
+circuit. `ProgrammedSolver` maps and programs a matrix once and then runs
+many right-hand sides, vectorized over operations; `solve_many` is its
+one-call form.
+
+One operation follows this schedule, with times counted from the analog
+enable. The DAC codes are latched before the enable. Output channel i (in
+ascending line order) is sampled at ``settle_time + i * t_adc``, because one
+ADC converts the channels in turn. The disable comes when the last conversion
+ends, at ``settle_time + n_outputs * t_adc``. Consecutive operations start from
+the outputs held by the previous one, as on the macro.
+
+The automatic settle time is ``AUTO_SETTLE_MARGIN * ln(1/eps) / |Re p_slow|``
+with p_slow the slowest closed-loop pole (inverters included) and eps half an
+ADC LSB relative to full scale (2^-bits).
+
+Auto-ranging (on by default) repeats an operation whose ADC input overranged
+with the input scale divided by `RANGE_STEP`, then adjusts the scale once so
+the largest output reaches `RANGE_TARGET` of the ADC full scale. Every
+repetition is a real operation: it draws new read noise and counts in
+`AnalogResult.operations`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import MacroConfig
+from .converters import adc_decode
+from .encoding import DEFAULT_HEADROOM, choose_input_scale, decode_output, encode_input, validate_vector
+from .errors import InvalidOperandError, SingularMatrixError
+from .macro import PICOSECOND, AnalogMacro, adc_settle_eps, make_switch_state
+from .mapping import MatrixMapping, effective_matrix, map_matrix, validate_matrix
+from .statespace import CircuitAnalysis, SettleEstimates, StabilityReport, check_stability
+from .switch_matrix import ModeEntry, mode_by_name
+
+__all__ = [
+    "AUTO_SETTLE_MARGIN",
+    "RANGE_STEP",
+    "RANGE_TARGET",
+    "MAX_RANGE_STEPS",
+    "AnalogResult",
+    "ProgrammedSolver",
+    "check_invertible",
+    "solve",
+    "solve_many",
+    "multiply",
+]
+
+AUTO_SETTLE_MARGIN = 1.5
+"""Factor on the slowest-pole settling estimate. In the ngspice reference runs
+the settling time of the signed 4x4 INV circuit is 1.19-1.28 times that
+estimate because several modes of similar speed add up; 1.5 covers it."""
+
+RANGE_STEP = 4.0
+"""Auto-ranging divides the input scale by this factor after an ADC over-range."""
+
+MAX_RANGE_STEPS = 8
+"""Auto-ranging gives up after this many divisions (a factor 4^8 = 65536)."""
+
+RANGE_TARGET = 0.9
+"""Auto-ranging aims the largest |output| at this fraction of the ADC full scale."""
+
+_SINGULAR_RCOND = 1e-12
+"""Reciprocal condition number below which INV rejects a matrix as singular."""
+
+
+@dataclass(frozen=True)
+class AnalogResult:
+    """Result of one or more analog operations on a programmed matrix.
+
+    Per-output arrays have shape (m,) for one vector and (m, K) for K vectors.
+    """
+
+    mode: str
+    """Computing mode: "INV", "MVM" or "MVM_T"."""
+
+    x: np.ndarray
+    """Solution of A x = b (INV) or product A x / A^T x (MVM, MVM_T), in problem units, from the ADC codes."""
+
+    codes: np.ndarray
+    """ADC codes of the outputs."""
+
+    volts: np.ndarray
+    """Sampled op-amp outputs (clamped at the rails), in volts."""
+
+    steady_state_V: np.ndarray
+    """Finite-gain steady state the outputs were settling to, in volts."""
+
+    input_scale_V: np.ndarray
+    """Input scale s per vector, in volts per problem unit (after auto-ranging)."""
+
+    dac_codes: np.ndarray
+    """DAC codes of the inputs, shape (n,) or (n, K)."""
+
+    dac_clipped: np.ndarray
+    """True where an input exceeded the DAC range."""
+
+    adc_overrange: np.ndarray
+    """True where the ADC input exceeded its full scale or the output sat at a rail."""
+
+    rail_clipped: np.ndarray
+    """True where the sampled output sat at a rail."""
+
+    touched_rails: np.ndarray
+    """True per vector if an output may have reached a rail during the operation."""
+
+    range_steps: np.ndarray
+    """Times the input scale was divided by RANGE_STEP per vector (0 without over-range)."""
+
+    operations: int
+    """Analog operations run, auto-ranging repetitions included."""
+
+    settle_time_s: float
+    """Time from the enable to the first sample, in seconds."""
+
+    settle_time_auto: bool
+    """True if `settle_time_s` was chosen automatically."""
+
+    operation_time_s: float
+    """Time from the enable to the disable of one operation, in seconds."""
+
+    settle: SettleEstimates
+    """Settling estimates of the noise-free circuit for eps = 2^-adc_bits."""
+
+    stability: StabilityReport
+    mapping: MatrixMapping
+    nonidealities: str
+    """Description of the device non-idealities switched on."""
+
+    @property
+    def clipped(self) -> bool:
+        """True if any DAC input clipped or any output overranged the ADC or sat at a rail."""
+        return bool(np.any(self.dac_clipped) or np.any(self.adc_overrange) or np.any(self.rail_clipped))
+
+
+@dataclass
+class _ModeSetup:
+    mode: ModeEntry
+    state: object
+    analysis: CircuitAnalysis
+    channels: np.ndarray
+    offsets_ps: np.ndarray
+    disable_ps: int
+    settle_ps: int
+    settle_auto: bool
+    settle: SettleEstimates
+
+
+class ProgrammedSolver:
+    """A matrix mapped and programmed once, then used for many solves or products.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+        Finite real matrix that fits one array.
+    config : MacroConfig, optional
+        Default `MacroConfig()`.
+    differential : bool or None
+        Signed mapping on both halves (True), unsigned (False), or automatic (None).
+    settle_time_s : float, optional
+        Time from the enable to the first sample, in seconds; None chooses it
+        from the slowest closed-loop pole (see the module docstring).
+    headroom : float
+        Share of the largest positive DAC voltage used by the largest |entry| of each vector.
+    auto_range : bool
+        Repeat over-ranged operations at a smaller input scale.
+    array : int
+        Array to program.
+
+    Notes
+    -----
+    Mapping, programming (with programming error and stuck cells) and the
+    circuit analysis happen once. Without read noise one call then costs a
+    triangular solve per vector plus O(n_states^2) per vector for the
+    transient. With read noise every operation also factorizes its own
+    circuit. See `AnalogMacro.run_operations` for what differs from the
+    event-level path.
+    """
+
+    def __init__(self, A, config: MacroConfig | None = None, *, differential: bool | None = None,
+                 settle_time_s: float | None = None, headroom: float = DEFAULT_HEADROOM,
+                 auto_range: bool = True, array: int = 0):
+        self.config = MacroConfig() if config is None else config
+        self.matrix = validate_matrix(A)
+        if settle_time_s is not None and not (isinstance(settle_time_s, (int, float)) and
+                                              math.isfinite(settle_time_s) and settle_time_s > 0.0):
+            raise ValueError(f"settle_time_s = {settle_time_s!r} is invalid: use a time in seconds above zero, "
+                             "or None for the automatic choice")
+        if not 0.0 < headroom <= 1.0:
+            raise ValueError(f"headroom = {headroom!r} is invalid: use a fraction in (0, 1]")
+        self.settle_time_s = settle_time_s
+        self.headroom = float(headroom)
+        self.auto_range = bool(auto_range)
+        self.array = int(array)
+        self.mapping = map_matrix(self.matrix, self.config, differential=differential)
+        self.macro = AnalogMacro(self.config)
+        g_pos, g_neg = self.mapping.array_images(self.config.array)
+        self.macro.program_backdoor(self.array, g_pos, g_neg)
+        self._setups: dict[str, _ModeSetup] = {}
+        self._singular_checked = False
+
+    def programmed_matrix(self) -> np.ndarray:
+        """Return the matrix the programmed cells represent, (G+ - G-) / g0, in problem units.
+
+        It includes level quantization, programming error and stuck cells, but
+        not read noise.
+        """
+        m, n = self.mapping.shape
+        g_pos, g_neg = self.macro.conductances(self.array)
+        negative = g_neg[:m, :n] if self.mapping.differential else None
+        return effective_matrix(g_pos[:m, :n], negative, self.mapping.g_unit_S)
+
+    def _setup(self, name: str) -> _ModeSetup:
+        if name in self._setups:
+            return self._setups[name]
+        mode = mode_by_name(name)
+        m, n = self.mapping.shape
+        state = make_switch_state(mode, m, n, self.config, signed=self.mapping.differential, array=self.array)
+        analysis = self.macro.analysis(state)
+        if mode.name == "INV":
+            check_stability(analysis)
+        settle = analysis.settle_estimates(adc_settle_eps(self.config))
+        if self.settle_time_s is None:
+            if settle.slowest_pole_s is None:
+                check_stability(analysis)
+            settle_s = AUTO_SETTLE_MARGIN * settle.slowest_pole_s
+        else:
+            settle_s = self.settle_time_s
+        settle_ps = max(int(math.ceil(settle_s / PICOSECOND)), 1)
+        channels = analysis.circuit.sensed_lines.copy()
+        conversion_ps = self.macro.adc_conversion_ps
+        offsets = settle_ps + conversion_ps * np.arange(len(channels), dtype=np.int64)
+        setup = _ModeSetup(
+            mode=mode, state=state, analysis=analysis, channels=channels, offsets_ps=offsets,
+            disable_ps=settle_ps + conversion_ps * len(channels), settle_ps=settle_ps,
+            settle_auto=self.settle_time_s is None, settle=settle,
+        )
+        self._setups[name] = setup
+        return setup
+
+    def _check_singular(self) -> None:
+        if not self._singular_checked:
+            check_invertible(self.matrix)
+            self._singular_checked = True
+
+    def solve(self, B) -> AnalogResult:
+        """Solve A x = b for one vector (shape (N,)) or K vectors (shape (N, K)) with the INV circuit.
+
+        Raises
+        ------
+        InvalidOperandError
+            For a non-square A, a wrong length of b, NaN or Inf.
+        SingularMatrixError
+            For a singular A.
+        UnstableCircuitError
+            If the programmed INV circuit is unstable.
+        """
+        self._check_singular()
+        values = validate_vector(B, self.matrix.shape[0], "b")
+        return self._run("INV", values)
+
+    def multiply(self, X, *, transpose: bool = False) -> AnalogResult:
+        """Compute A x (MVM) or A^T x (MVM_T) for one vector or K vectors (columns)."""
+        m, n = self.matrix.shape
+        length = m if transpose else n
+        values = validate_vector(X, length, "x")
+        return self._run("MVM_T" if transpose else "MVM", values)
+
+    def _run(self, name: str, values: np.ndarray) -> AnalogResult:
+        setup = self._setup(name)
+        single = values.ndim == 1
+        batch = values[:, None] if single else values
+        k_ops = batch.shape[1]
+        n_out = len(setup.channels)
+        config = self.config
+        full_scale = config.adc.full_scale_V
+
+        scales = choose_input_scale(batch, config.dac, self.headroom)
+        limit = scales.copy()
+        steps = np.zeros(k_ops, dtype=int)
+        shape_out = (n_out, k_ops)
+        codes = np.zeros(shape_out, dtype=np.int64)
+        volts = np.zeros(shape_out)
+        steady = np.zeros(shape_out)
+        overrange = np.zeros(shape_out, dtype=bool)
+        at_rail = np.zeros(shape_out, dtype=bool)
+        touched = np.zeros(k_ops, dtype=bool)
+        used_scale = scales.copy()
+        dac_codes = np.zeros(batch.shape, dtype=np.int64)
+        dac_clipped = np.zeros(batch.shape, dtype=bool)
+        operations = 0
+
+        def run(columns: np.ndarray, column_scales: np.ndarray):
+            nonlocal operations
+            encoded = encode_input(batch[:, columns], setup.mode, config.dac, scale_V=column_scales)
+            result = self.macro.run_operations(setup.state, encoded.codes, setup.channels, setup.offsets_ps,
+                                               setup.disable_ps)
+            operations += len(columns)
+            return encoded, result
+
+        def store(columns, encoded, result, accept):
+            chosen = columns[accept]
+            codes[:, chosen] = result.codes[:, accept]
+            volts[:, chosen] = result.volts[:, accept]
+            steady[:, chosen] = result.steady_state_V[:, accept]
+            overrange[:, chosen] = result.overrange[:, accept]
+            at_rail[:, chosen] = result.rail_clipped[:, accept]
+            touched[chosen] = result.touched_rails[accept]
+            used_scale[chosen] = encoded.scale_V[accept]
+            dac_codes[:, chosen] = encoded.codes[:, accept]
+            dac_clipped[:, chosen] = encoded.clipped[:, accept]
+
+        pending = np.arange(k_ops)
+        encoded, result = run(pending, scales[pending])
+        store(pending, encoded, result, np.ones(len(pending), dtype=bool))
+        if self.auto_range:
+            failed = np.any(result.overrange, axis=0)
+            pending = pending[failed]
+            while pending.size and steps[pending].max() < MAX_RANGE_STEPS:
+                scales[pending] /= RANGE_STEP
+                steps[pending] += 1
+                encoded, result = run(pending, scales[pending])
+                fine = ~np.any(result.overrange, axis=0)
+                store(pending, encoded, result, fine)
+                ranged = pending[fine]
+                pending = pending[~fine]
+
+                # One more operation aims the largest output at RANGE_TARGET of
+                # the ADC full scale, limited by the DAC range. Its result
+                # replaces the previous one only if it does not overrange.
+                peak = np.max(np.abs(adc_decode(result.codes[:, fine], config.adc)), axis=0)
+                better = np.where(peak > 0, scales[ranged] * RANGE_TARGET * full_scale / np.maximum(peak, 1e-300),
+                                  limit[ranged])
+                better = np.minimum(better, limit[ranged])
+                refine = better > scales[ranged] * (1.0 + 1e-9)
+                if refine.any():
+                    columns = ranged[refine]
+                    encoded, result = run(columns, better[refine])
+                    store(columns, encoded, result, ~np.any(result.overrange, axis=0))
+
+        x = decode_output(adc_decode(codes, config.adc), setup.mode, self.mapping.g_unit_S, config.circuit,
+                          used_scale)
+
+        def shaped(array):
+            return array[:, 0] if single else array
+
+        return AnalogResult(
+            mode=setup.mode.name,
+            x=shaped(x),
+            codes=shaped(codes),
+            volts=shaped(volts),
+            steady_state_V=shaped(steady),
+            input_scale_V=used_scale[0] if single else used_scale,
+            dac_codes=shaped(dac_codes),
+            dac_clipped=shaped(dac_clipped),
+            adc_overrange=shaped(overrange),
+            rail_clipped=shaped(at_rail),
+            touched_rails=touched[0] if single else touched,
+            range_steps=steps[0] if single else steps,
+            operations=operations,
+            settle_time_s=setup.settle_ps * PICOSECOND,
+            settle_time_auto=setup.settle_auto,
+            operation_time_s=setup.disable_ps * PICOSECOND,
+            settle=setup.settle,
+            stability=setup.analysis.stability,
+            mapping=self.mapping,
+            nonidealities=config.nonideal.describe(),
+        )
+
+
+def check_invertible(A) -> None:
+    """Raise unless `A` is square and numerically non-singular (the INV circuit needs both).
+
+    Raises
+    ------
+    InvalidOperandError
+        For a non-square matrix (and the checks of `validate_matrix`).
+    SingularMatrixError
+        If the reciprocal 2-norm condition number is below 1e-12.
+    """
+    values = validate_matrix(A)
+    m, n = values.shape
+    if m != n:
+        raise InvalidOperandError(
+            f"INV needs a square matrix, got shape {m} x {n}; use multiply for non-square matrices"
+        )
+    singular_values = np.linalg.svd(values, compute_uv=False)
+    rcond = singular_values[-1] / singular_values[0]
+    if rcond < _SINGULAR_RCOND:
+        raise SingularMatrixError(
+            f"A is singular: smallest singular value {singular_values[-1]:.3g}, largest "
+            f"{singular_values[0]:.3g} (reciprocal condition {rcond:.3g} < {_SINGULAR_RCOND:g}); the INV "
+            "circuit has no unique steady state. Regularize it, for example A + d I with a damping d > 0"
+        )
+
+
+def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | None = None,
+          differential: bool | None = None, headroom: float = DEFAULT_HEADROOM,
+          auto_range: bool = True) -> AnalogResult:
+    """Solve A x = b on the analog INV circuit (model only, no controller).
+
+    Parameters
+    ----------
+    A : array_like, shape (N, N)
+        Non-singular matrix whose INV circuit is stable (for example symmetric
+        positive-definite), at most the array size.
+    b : array_like, shape (N,) or (N, K)
+    config : MacroConfig, optional
+    settle_time_s : float, optional
+        Time from the enable to the first sample, in seconds; None for automatic.
+    differential, headroom, auto_range
+        See `ProgrammedSolver`.
+
+    Returns
+    -------
+    AnalogResult
+        ``result.x`` is the solution in problem units.
+
+    Raises
+    ------
+    InvalidOperandError, ArrayCapacityError, SingularMatrixError, UnstableCircuitError
+        All are ValueError subclasses whose message names the value and the fix.
+    """
+    solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
+                              headroom=headroom, auto_range=auto_range)
+    return solver.solve(b)
+
+
+def solve_many(A, B, config: MacroConfig | None = None, **options) -> AnalogResult:
+    """Solve A X = B for the K columns of B with one programming of A; see `ProgrammedSolver`."""
+    values = np.asarray(B, dtype=float)
+    if values.ndim != 2:
+        raise InvalidOperandError(f"B has shape {values.shape}; solve_many expects shape (N, K)")
+    return ProgrammedSolver(A, config, **options).solve(values)
+
+
+def multiply(A, x, config: MacroConfig | None = None, *, transpose: bool = False,
+             settle_time_s: float | None = None, differential: bool | None = None,
+             headroom: float = DEFAULT_HEADROOM, auto_range: bool = True) -> AnalogResult:
+    """Compute A x (MVM) or A^T x (MVM_T, with `transpose`) on the analog macro model.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+    x : array_like, shape (n,) or (n, K); (m,) or (m, K) with `transpose`
+    config : MacroConfig, optional
+    transpose : bool
+        Run the transposed circuit (DACs on the rows, TIAs on the columns).
+    settle_time_s, differential, headroom, auto_range
+        See `ProgrammedSolver`.
+    """
+    solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
+                              headroom=headroom, auto_range=auto_range)
+    return solver.multiply(x, transpose=transpose)
