@@ -47,6 +47,7 @@ __all__ = [
     "AnalogResult",
     "ProgrammedSolver",
     "check_invertible",
+    "check_invertible",
     "solve",
     "solve_many",
     "multiply",
@@ -68,6 +69,32 @@ RANGE_TARGET = 0.9
 
 _SINGULAR_RCOND = 1e-12
 """Reciprocal condition number below which INV rejects a matrix as singular."""
+
+
+def check_invertible(matrix) -> None:
+    """Raise unless `matrix` is square and numerically non-singular (an INV operand).
+
+    Raises
+    ------
+    InvalidOperandError
+        For a non-square matrix.
+    SingularMatrixError
+        If the reciprocal condition number is below 1e-12.
+    """
+    matrix = np.asarray(matrix, dtype=float)
+    m, n = matrix.shape
+    if m != n:
+        raise InvalidOperandError(
+            f"INV needs a square matrix, got shape {m} x {n}; use multiply for non-square matrices"
+        )
+    singular_values = np.linalg.svd(matrix, compute_uv=False)
+    rcond = singular_values[-1] / singular_values[0]
+    if rcond < _SINGULAR_RCOND:
+        raise SingularMatrixError(
+            f"A is singular: smallest singular value {singular_values[-1]:.3g}, largest "
+            f"{singular_values[0]:.3g} (reciprocal condition {rcond:.3g} < {_SINGULAR_RCOND:g}); the INV "
+            "circuit has no unique steady state. Regularize it, for example A + d I with a damping d > 0"
+        )
 
 
 @dataclass(frozen=True)
@@ -245,9 +272,10 @@ class ProgrammedSolver:
         return setup
 
     def _check_singular(self) -> None:
-        if not self._singular_checked:
-            check_invertible(self.matrix)
-            self._singular_checked = True
+        if self._singular_checked:
+            return
+        check_invertible(self.matrix)
+        self._singular_checked = True
 
     def solve(self, B) -> AnalogResult:
         """Solve A x = b for one vector (shape (N,)) or K vectors (shape (N, K)) with the INV circuit.
