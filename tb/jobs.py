@@ -1,0 +1,71 @@
+"""Matrix jobs that every backend runs with the same host code.
+
+A job is a plain dictionary (so it crosses into the cocotb simulator process
+as JSON): program a matrix, then solve or multiply. `run_job` executes it on a
+connected driver and returns a JSON-safe dictionary, identical in form for
+the model-only, Amaranth and cocotb backends.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .driver import AmcDriver
+from .matrix_ops import MatrixOperations, ProblemResult
+
+__all__ = ["JOB_KINDS", "make_job", "run_job", "result_to_dict"]
+
+JOB_KINDS = ("solve", "multiply", "multiply_t")
+
+
+def make_job(kind: str, matrix, vector, *, array: int = 0, settle_cycles: int | None = None,
+             auto_range: bool = True, differential: bool | None = None) -> dict:
+    """Return a job dictionary; `kind` is one of `JOB_KINDS`."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; use one of {', '.join(JOB_KINDS)}")
+    return {
+        "kind": kind,
+        "matrix": np.asarray(matrix, dtype=float).tolist(),
+        "vector": np.asarray(vector, dtype=float).tolist(),
+        "array": int(array),
+        "settle_cycles": None if settle_cycles is None else int(settle_cycles),
+        "auto_range": bool(auto_range),
+        "differential": differential,
+    }
+
+
+def result_to_dict(result: ProblemResult, driver: AmcDriver) -> dict:
+    """Return the JSON-safe summary of a `ProblemResult`."""
+    return {
+        "mode": result.mode,
+        "values": result.values.tolist(),
+        "codes": [int(c) for c in result.codes],
+        "overrange": [bool(v) for v in result.overrange],
+        "input_scale_V": float(result.input_scale_V),
+        "settle_cycles": int(result.settle_cycles),
+        "settle_time_s": float(result.settle_time_s),
+        "settle_estimate_formula_s": result.settle.formula_s,
+        "settle_estimate_pole_s": result.settle.slowest_pole_s,
+        "stability": result.stability.message,
+        "runs": len(result.runs),
+        "op_cycles": [int(run.op_cycles) for run in result.runs],
+        "run_codes": [[int(c) for c in run.codes] for run in result.runs],
+        "clipped": bool(result.clipped),
+        "differential": bool(result.mapping.differential),
+        "g_unit_S": float(result.mapping.g_unit_S),
+        "matrix_error_max": float(result.mapping.matrix_error_max),
+        "bus_cycles": int(driver.bus.now_cycles()),
+    }
+
+
+async def run_job(driver: AmcDriver, program_backdoor, job: dict) -> dict:
+    """Run `job` through `driver`; return the result as a JSON-safe dictionary."""
+    ops = MatrixOperations(driver, program_backdoor)
+    array = job["array"]
+    await ops.program(array, job["matrix"], differential=job.get("differential"))
+    options = {"settle_cycles": job.get("settle_cycles"), "auto_range": job.get("auto_range", True)}
+    if job["kind"] == "solve":
+        result = await ops.solve(array, job["vector"], **options)
+    else:
+        result = await ops.multiply(array, job["vector"], transpose=job["kind"] == "multiply_t", **options)
+    return result_to_dict(result, driver)
