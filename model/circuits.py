@@ -185,10 +185,10 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         raise CircuitBuildError(
             f"mode {mode.name}: the driven lines need exactly one driver (DAC or op-amp outputs); flags {flags!r}"
         )
-    if closed_loop and not np.array_equal(state.row_enable, state.col_enable):
+    if closed_loop and not np.array_equal(rows_on, cols_on):
         raise CircuitBuildError(
-            f"mode {mode.name}: op-amp i senses row i and drives column i, so the row and column enable "
-            f"masks must be equal; got rows {rows_on.tolist()} and columns {cols_on.tolist()}"
+            f"mode {mode.name}: op-amp i senses row i and drives column i, so the same row and column "
+            f"lines must be enabled; got rows {rows_on.tolist()} and columns {cols_on.tolist()}"
         )
     injects = bool(flags & Conn.DAC_ROWS_GIN)
     if injects and sensed_set is not LineSet.ROWS:

@@ -1,0 +1,325 @@
+"""Event-level behaviour of AnalogMacro."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from amc.model.config import (
+    AdcParams,
+    ArrayParams,
+    CircuitParams,
+    MacroConfig,
+    NonIdealities,
+    ProgrammingError,
+    ReadNoise,
+    StuckCells,
+)
+from amc.model.converters import adc_convert
+from amc.model.encoding import encode_input
+from amc.model.errors import CircuitBuildError, MacroUsageError
+from amc.model.macro import AnalogMacro, make_switch_state
+from amc.model.mapping import map_matrix
+from amc.model.switch_matrix import decode_switch_state, mode_by_name
+
+N = 6
+RNG = np.random.default_rng(31)
+ROOT = RNG.uniform(-1, 1, (N, N))
+MATRIX = ROOT @ ROOT.T / N + 0.5 * np.eye(N)
+B = RNG.uniform(-1, 1, N)
+IDEAL = MacroConfig(array=ArrayParams(rows=8, cols=8, n_arrays=2), nonideal=NonIdealities.ideal())
+NOISY = IDEAL.replace(nonideal=NonIdealities(
+    programming=ProgrammingError(enabled=True, sigma_rel=0.01),
+    read_noise=ReadNoise(enabled=True, sigma_rel=0.01),
+    stuck=StuckCells(enabled=True, fraction=0.01),
+    quantize_levels=True,
+))
+NO_READ_NOISE = NOISY.replace(nonideal=dataclasses.replace(NOISY.nonideal, read_noise=ReadNoise(enabled=False)))
+
+
+def _setup(config, b=B, headroom=0.2, matrix=MATRIX, mode_name="INV"):
+    mapping = map_matrix(matrix, config)
+    macro = AnalogMacro(config)
+    g_pos, g_neg = mapping.array_images(config.array)
+    macro.program_backdoor(0, g_pos, g_neg)
+    mode = mode_by_name(mode_name)
+    m, n = mapping.shape
+    state = make_switch_state(mode, m, n, config, signed=mapping.differential)
+    _load(macro, b, mode, config, headroom)
+    return macro, state
+
+
+def _load(macro, b, mode, config, headroom):
+    encoded = encode_input(b, mode, config.dac, headroom=headroom)
+    for channel, code in enumerate(encoded.codes):
+        macro.load_dac(channel, int(code))
+
+
+def _run(macro, state, start_ps, settle_ps, channels=range(N)):
+    record = macro.enable(start_ps, state)
+    codes = [macro.sample(start_ps + settle_ps, channel).code for channel in channels]
+    macro.disable(start_ps + settle_ps)
+    return record, np.array(codes)
+
+
+def _settle_ps(record, factor=1.5):
+    return int(factor * record.settle.slowest_pole_s * 1e12)
+
+
+def test_timing_properties():
+    macro = AnalogMacro(IDEAL)
+    assert macro.bias_ready_delay_ps == 50_000
+    assert macro.adc_conversion_ps == 100_000
+    assert macro.dac_settle_ps == 10_000
+
+
+def test_settled_sample_matches_steady_state():
+    macro, state = _setup(IDEAL)
+    record = macro.enable(0, state)
+    settle_ps = _settle_ps(record)
+    samples = [macro.sample(settle_ps, channel) for channel in range(N)]
+    expected = adc_convert(record.steady_state_V, IDEAL.adc).codes
+    assert np.max(np.abs(np.array([s.code for s in samples]) - expected)) <= 1
+    assert record.stability.stable
+    assert record.output_channels == tuple(range(N))
+    assert record.mode == "INV"
+
+
+def test_early_sample_is_wrong():
+    macro, state = _setup(IDEAL)
+    record = macro.enable(0, state)
+    early = np.array([macro.sample(int(0.05 * _settle_ps(record)), channel).volts for channel in range(N)])
+    steady = record.steady_state_V
+    assert np.max(np.abs(early - steady)) > 0.2 * np.max(np.abs(steady))
+
+
+def test_transient_starts_from_held_outputs():
+    macro, state = _setup(IDEAL)
+    first, _ = _run(macro, state, 0, 3_000_000)
+    held = macro.held_outputs()[:N]
+    assert np.allclose(held, first.steady_state_V, atol=2e-3)
+
+    _load(macro, -B, mode_by_name("INV"), IDEAL, 0.2)
+    second = macro.enable(4_000_000, state)
+    assert np.allclose(second.initial_V, held)
+    just_after = np.array([macro.sample(4_000_001, channel).volts for channel in range(N)])
+    assert np.allclose(just_after, held, atol=1e-3)
+    assert np.allclose(second.steady_state_V, -first.steady_state_V, atol=2 * IDEAL.dac.lsb_V)
+
+
+def test_held_value_read_while_disabled():
+    macro, state = _setup(IDEAL)
+    _run(macro, state, 0, 3_000_000)
+    sample = macro.sample(5_000_000, 2)
+    assert sample.volts == macro.held_outputs()[2]
+    assert not macro.is_enabled
+
+
+def test_channel_outside_circuit_reads_held_value():
+    macro, state = _setup(IDEAL)
+    macro.enable(0, state)
+    sample = macro.sample(1_000, 7)
+    assert sample.volts == 0.0
+    assert not macro.last_operation.samples[-1].in_circuit
+
+
+def test_steady_state_beyond_rails_reported():
+    # A large input conductance scales the outputs (V = G_in s x / g0) past the rails.
+    macro, state = _setup(IDEAL.replace(circuit=CircuitParams(g_in_S=1e-3)), headroom=1.0)
+    record = macro.enable(0, state)
+    assert record.steady_state_beyond_rails
+    channel = record.steady_state_beyond_rails[0]
+    sample = macro.sample(20_000_000, channel)
+    assert sample.rail_clipped
+    assert sample.overrange
+    assert abs(sample.volts) == IDEAL.opamp.rail_V
+    assert channel in record.rail_clipped_channels
+    assert channel in record.adc_overrange_channels
+    assert record.saturation_start_s is not None
+
+
+def test_adc_overrange_below_rail():
+    config = IDEAL.replace(adc=AdcParams(bits=8, full_scale_V=0.25))
+    macro, state = _setup(config, headroom=0.3)
+    record = macro.enable(0, state)
+    steady = record.steady_state_V
+    channel = int(np.argmax(np.abs(steady)))
+    assert 0.25 < abs(steady[channel]) < config.opamp.rail_V
+    sample = macro.sample(_settle_ps(record, 3.0), channel)
+    assert sample.overrange
+    assert not sample.rail_clipped
+
+
+def test_unstable_circuit_runs_to_rails():
+    matrix = np.array([[0.1, 0.9, 0.2], [0.85, 0.12, 0.25], [0.2, 0.25, 0.7]])
+    macro, state = _setup(IDEAL, b=np.array([0.5, 0.3, -0.4]), matrix=matrix)
+    record = macro.enable(0, state)
+    assert not record.stability.stable
+    assert record.stability.rule == "eigenvalue"
+    assert record.settle.slowest_pole_s is None
+    late = [macro.sample(10_000_000, channel) for channel in range(3)]
+    assert any(sample.rail_clipped for sample in late)
+    macro.disable(10_000_000)
+    assert np.any(np.abs(macro.held_outputs()[:3]) == IDEAL.opamp.rail_V)
+
+
+def test_same_seed_same_codes():
+    results = []
+    for _ in range(2):
+        macro, state = _setup(NOISY)
+        results.append([_run(macro, state, k * 5_000_000, 3_000_000)[1] for k in range(3)])
+    assert np.array_equal(results[0], results[1])
+
+
+def test_different_seed_different_noise():
+    codes = []
+    for seed in (1, 2):
+        macro, state = _setup(NOISY.replace(seed=seed))
+        codes.append(_run(macro, state, 0, 3_000_000)[1])
+    assert not np.array_equal(codes[0], codes[1])
+
+
+def test_read_noise_off_repeats_exactly():
+    macro, state = _setup(NO_READ_NOISE)
+    volts = []
+    for k in range(3):
+        macro.enable(k * 10_000_000, state)
+        volts.append([macro.sample(k * 10_000_000 + 8_000_000, c).volts for c in range(N)])
+        macro.disable(k * 10_000_000 + 8_000_000)
+    assert np.array_equal(volts[1], volts[2])
+    assert np.allclose(volts[0], volts[1], atol=1e-9)
+
+
+def test_read_noise_on_varies():
+    macro, state = _setup(NOISY)
+    volts = []
+    for k in range(2):
+        macro.enable(k * 10_000_000, state)
+        volts.append([macro.sample(k * 10_000_000 + 8_000_000, c).volts for c in range(N)])
+        macro.disable(k * 10_000_000 + 8_000_000)
+    assert not np.allclose(volts[0], volts[1], atol=1e-6)
+
+
+def test_analysis_cached_without_read_noise():
+    macro, state = _setup(NO_READ_NOISE)
+    first = macro.enable(0, state).analysis
+    macro.disable(1_000)
+    assert macro.enable(2_000, state).analysis is first
+    macro.disable(3_000)
+    g_pos, g_neg = macro.conductances(0)
+    macro.program_backdoor(0, g_pos, g_neg)
+    assert macro.enable(4_000, state).analysis is not first
+
+
+def test_program_backdoor_applies_device_errors():
+    mapping = map_matrix(MATRIX, NO_READ_NOISE)
+    macro = AnalogMacro(NO_READ_NOISE)
+    g_pos, g_neg = mapping.array_images(NO_READ_NOISE.array)
+    macro.program_backdoor(1, g_pos, g_neg)
+    programmed_pos, _ = macro.conductances(1)
+    stuck = macro.devices.stuck_map
+    free = ~stuck.stuck[1, 0]
+    sigma = 0.01 * (NO_READ_NOISE.array.g_max_S - NO_READ_NOISE.array.g_min_S)
+    assert not np.array_equal(programmed_pos, g_pos)
+    assert np.max(np.abs(programmed_pos[free] - g_pos[free])) < 6 * sigma
+    assert np.array_equal(programmed_pos[~free], stuck.value_S[1, 0][~free])
+
+    untouched_pos, _ = macro.conductances(0)
+    assert np.array_equal(untouched_pos, np.where(stuck.stuck[0, 0], stuck.value_S[0, 0], 1e-6))
+
+
+def test_record_settle_time():
+    macro, state = _setup(IDEAL)
+    record = macro.enable(0, state)
+    exact = record.settle_time_s()
+    assert 0 < exact < 2 * record.settle.slowest_pole_s
+    assert record.settle.eps == 2.0 ** -IDEAL.adc.bits
+
+
+def test_decoded_switch_state_accepted():
+    macro, _ = _setup(IDEAL)
+    conn = int(mode_by_name("INV").conn) | (1 << 7)
+    state = decode_switch_state(conn, 0b01, (1 << N) - 1, (1 << N) - 1, 8, 8, 2)
+    record = macro.enable(0, state)
+    assert record.signed
+
+
+@pytest.mark.parametrize(
+    ("action", "pattern"),
+    [
+        (lambda m, s: (m.enable(10, s), m.enable(20, s)), "still running; call disable first"),
+        (lambda m, s: m.disable(0), "without an enabled operation"),
+        (lambda m, s: (m.enable(100, s), m.sample(50, 0)), "before the previous event at 100 ps"),
+        (lambda m, s: m.sample(0, 8), r"channel 8 is invalid; use an integer from 0 to 7"),
+        (lambda m, s: m.enable(1.5, s), "integer number of picoseconds"),
+        (lambda m, s: m.program_backdoor(2, np.ones((8, 8))), r"array index 2 is invalid"),
+        (lambda m, s: m.program_backdoor(0, np.ones((4, 4))), r"expected the full array image \(8, 8\)"),
+        (lambda m, s: m.program_backdoor(0, np.full((8, 8), 1.0)), "outside the window"),
+        (lambda m, s: (m.enable(0, s), m.program_backdoor(0, np.full((8, 8), 1e-6))), "during an analog operation"),
+    ],
+)
+def test_invalid_events_rejected(action, pattern):
+    macro, state = _setup(IDEAL)
+    with pytest.raises(MacroUsageError, match=pattern):
+        action(macro, state)
+
+
+def test_dac_code_range_checked():
+    macro = AnalogMacro(IDEAL)
+    with pytest.raises(ValueError, match=r"DAC channel 0 code 128 is outside the signed 8-bit range"):
+        macro.load_dac(0, 128)
+
+
+def test_square_mode_needs_equal_counts():
+    macro, state = _setup(IDEAL)
+    cols = state.col_enable.copy()
+    cols[N - 1] = False
+    with pytest.raises(CircuitBuildError, match="as many active rows as columns"):
+        macro.enable(0, dataclasses.replace(state, col_enable=cols))
+
+
+def _batch_and_events(config, k_ops=4):
+    rng = np.random.default_rng(41)
+    b_batch = rng.uniform(-1, 1, (N, k_ops))
+    mode = mode_by_name("INV")
+    encoded = encode_input(b_batch, mode, config.dac, headroom=0.2)
+    channels = np.arange(N)
+    offsets = 2_000_000 + 100_000 * channels
+    disable = 2_000_000 + 100_000 * N
+
+    batch_macro, state = _setup(config)
+    batch = batch_macro.run_operations(state, encoded.codes, channels, offsets, disable, start_time_ps=0)
+
+    event_macro, _ = _setup(config)
+    codes = np.zeros((N, k_ops), dtype=int)
+    for k in range(k_ops):
+        for channel in range(N):
+            event_macro.load_dac(channel, int(encoded.codes[channel, k]))
+        start = k * disable
+        event_macro.enable(start, state)
+        for channel, offset in zip(channels, offsets):
+            codes[channel, k] = event_macro.sample(start + int(offset), int(channel)).code
+        event_macro.disable(start + disable)
+    return batch, codes, batch_macro, event_macro
+
+
+def test_batch_equals_event_path():
+    batch, codes, batch_macro, event_macro = _batch_and_events(NO_READ_NOISE)
+    assert np.array_equal(batch.codes, codes)
+    assert np.allclose(batch_macro.held_outputs(), event_macro.held_outputs(), atol=1e-12)
+    assert not batch.touched_rails.any()
+    assert batch_macro.operation_count == event_macro.operation_count == 4
+    assert batch.end_time_ps == 4 * (2_000_000 + 100_000 * N)
+
+
+def test_batch_with_read_noise_close_to_event_path():
+    batch, codes, _, _ = _batch_and_events(NOISY)
+    assert np.max(np.abs(batch.codes - codes)) <= 1
+
+
+def test_batch_rejects_unknown_channel():
+    macro, state = _setup(IDEAL)
+    with pytest.raises(ValueError, match="must be line op-amps of the circuit"):
+        macro.run_operations(state, np.zeros((N, 1), dtype=int), [7], [0], 10)
