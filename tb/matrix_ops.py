@@ -32,7 +32,14 @@ from ..model.switch_matrix import mode_by_name
 from .driver import AmcDriver, OperationResult
 from .errors import AdcClipError
 
-__all__ = ["ProblemResult", "MatrixOperations", "check_inv_problem"]
+__all__ = ["ProblemResult", "SettlingCheck", "MatrixOperations", "check_inv_problem"]
+
+SETTLING_CHECK_FACTOR = 4
+"""The settling check repeats an operation with this many times the settle cycles."""
+
+SETTLING_CHECK_CODES = 1
+"""Largest ADC code change between the two runs that still counts as settled (read noise and
+rounding move a code by one)."""
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,16 @@ class ProblemResult:
     def op_cycles(self) -> int:
         """Controller cycles of all runs together (OP_CYCLES summed)."""
         return sum(run.op_cycles for run in self.runs)
+
+
+@dataclass
+class SettlingCheck:
+    """Outcome of `MatrixOperations.check_settling`."""
+
+    settled: bool
+    max_code_change: int
+    first: ProblemResult
+    second: ProblemResult
 
 
 class MatrixOperations:
@@ -163,6 +180,19 @@ class MatrixOperations:
         m, n = mapping.shape
         values = validate_vector(x, m if transpose else n, "x", allow_batch=False)
         return await self._run(array, "MVM_T" if transpose else "MVM", values, settle_cycles, auto_range, headroom)
+
+    async def check_settling(self, array: int, b, *, settle_cycles: int) -> SettlingCheck:
+        """Detect sampling before the INV outputs settled.
+
+        Runs the solve twice at the same input scale, with `settle_cycles` and
+        with `SETTLING_CHECK_FACTOR` times as many; the result counts as
+        settled if no ADC code moved by more than `SETTLING_CHECK_CODES`.
+        """
+        first = await self.solve(array, b, settle_cycles=settle_cycles, auto_range=False)
+        second = await self.solve(array, b, settle_cycles=settle_cycles * SETTLING_CHECK_FACTOR, auto_range=False)
+        change = int(np.max(np.abs(first.codes - second.codes)))
+        return SettlingCheck(settled=change <= SETTLING_CHECK_CODES, max_code_change=change,
+                             first=first, second=second)
 
     async def _run(self, array: int, mode_name: str, values: np.ndarray, settle_cycles: int | None,
                    auto_range: bool, headroom: float) -> ProblemResult:

@@ -20,7 +20,8 @@ def simulator_params():
             for sim in SIMULATORS]
 
 
-def launch(simulator: str, params: ControllerParams, module: str, test_name: str, build_root: Path):
+def launch(simulator: str, params: ControllerParams, module: str, test_name: str, build_root: Path, *,
+           extra_env: dict | None = None, folder_suffix: str = ""):
     """Build (once per simulator and parameter set) and run one cocotb test; fail on any failure."""
     try:
         prepare_simulator(simulator)
@@ -29,9 +30,9 @@ def launch(simulator: str, params: ControllerParams, module: str, test_name: str
     key = (simulator, repr(params))
     if key not in _BUILDS:
         _BUILDS[key] = build(simulator, params, build_root)
-    folder = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{module.rsplit('.', 1)[-1]}-{test_name}")
+    folder = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{module.rsplit('.', 1)[-1]}-{test_name}{folder_suffix}")
     run = run_test(simulator, params, module, test_name, build_root / "tests" / simulator / folder,
-                   build_dir=_BUILDS[key])
+                   build_dir=_BUILDS[key], extra_env=extra_env)
     assert run.tests >= 1
     assert not run.failures, "\n".join(run.failures) + f"\nlog: {run.test_dir / 'sim.log'}"
     assert run.dump_path is not None and run.dump_path.stat().st_size > 0, "no FST waveform written"
