@@ -47,7 +47,6 @@ __all__ = [
     "AnalogResult",
     "ProgrammedSolver",
     "check_invertible",
-    "check_invertible",
     "solve",
     "solve_many",
     "multiply",
@@ -71,23 +70,23 @@ _SINGULAR_RCOND = 1e-12
 """Reciprocal condition number below which INV rejects a matrix as singular."""
 
 
-def check_invertible(matrix) -> None:
-    """Raise unless `matrix` is square and numerically non-singular (an INV operand).
+def check_invertible(A) -> None:
+    """Raise unless `A` is square and numerically non-singular (the INV circuit needs both).
 
     Raises
     ------
     InvalidOperandError
-        For a non-square matrix.
+        For a non-square matrix (and the checks of `validate_matrix`).
     SingularMatrixError
-        If the reciprocal condition number is below 1e-12.
+        If the reciprocal 2-norm condition number is below 1e-12.
     """
-    matrix = np.asarray(matrix, dtype=float)
-    m, n = matrix.shape
+    values = validate_matrix(A)
+    m, n = values.shape
     if m != n:
         raise InvalidOperandError(
             f"INV needs a square matrix, got shape {m} x {n}; use multiply for non-square matrices"
         )
-    singular_values = np.linalg.svd(matrix, compute_uv=False)
+    singular_values = np.linalg.svd(values, compute_uv=False)
     rcond = singular_values[-1] / singular_values[0]
     if rcond < _SINGULAR_RCOND:
         raise SingularMatrixError(
@@ -399,32 +398,6 @@ class ProgrammedSolver:
             stability=setup.analysis.stability,
             mapping=self.mapping,
             nonidealities=config.nonideal.describe(),
-        )
-
-
-def check_invertible(A) -> None:
-    """Raise unless `A` is square and numerically non-singular (the INV circuit needs both).
-
-    Raises
-    ------
-    InvalidOperandError
-        For a non-square matrix (and the checks of `validate_matrix`).
-    SingularMatrixError
-        If the reciprocal 2-norm condition number is below 1e-12.
-    """
-    values = validate_matrix(A)
-    m, n = values.shape
-    if m != n:
-        raise InvalidOperandError(
-            f"INV needs a square matrix, got shape {m} x {n}; use multiply for non-square matrices"
-        )
-    singular_values = np.linalg.svd(values, compute_uv=False)
-    rcond = singular_values[-1] / singular_values[0]
-    if rcond < _SINGULAR_RCOND:
-        raise SingularMatrixError(
-            f"A is singular: smallest singular value {singular_values[-1]:.3g}, largest "
-            f"{singular_values[0]:.3g} (reciprocal condition {rcond:.3g} < {_SINGULAR_RCOND:g}); the INV "
-            "circuit has no unique steady state. Regularize it, for example A + d I with a damping d > 0"
         )
 
 
