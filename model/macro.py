@@ -551,11 +551,14 @@ class AnalogMacro:
             # NOTE: without a modal bound only the steady state, the samples
             # and the final state are checked against the rails.
             touched |= np.any(np.abs(sampled) >= rail, axis=0)
-        else:
+        elif not touched.all():
+            # A steady state beyond the rails already marks the operation, so
+            # only the others need the rail proof.
+            check = np.flatnonzero(~touched)
             inverse = nominal._eigen[2]
-            _, status = scan_rails(nominal, steady, inverse @ deviation, rail, np.zeros(k_ops),
-                                   disable_s * nominal.rate_rad_per_s)
-            touched |= status == RailScan.MAY_TOUCH
+            _, status = scan_rails(nominal, steady[:, check], inverse @ deviation[:, check], rail,
+                                   np.zeros(len(check)), disable_s * nominal.rate_rad_per_s)
+            touched[check] = status == RailScan.MAY_TOUCH
 
         volts = np.clip(sampled, -rail, rail)
         at_rail = np.abs(sampled) >= rail
