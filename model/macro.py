@@ -266,6 +266,11 @@ class AnalogMacro:
         """Number of analog operations (enables) so far, batch operations included."""
         return self._operation_count
 
+    def programming_count(self, array: int) -> int:
+        """Return how often `array` has been programmed since construction."""
+        self._check_array(array)
+        return self._versions[array]
+
     def held_outputs(self) -> np.ndarray:
         """Return the held outputs of the line op-amps (ADC channels), in volts."""
         return self._held[OpAmpRole.LINE].copy()

@@ -33,7 +33,7 @@ import numpy as np
 from .config import MacroConfig
 from .converters import adc_decode
 from .encoding import DEFAULT_HEADROOM, choose_input_scale, decode_output, encode_input, validate_vector
-from .errors import InvalidOperandError, SingularMatrixError
+from .errors import InvalidOperandError, MacroUsageError, SingularMatrixError
 from .macro import PICOSECOND, AnalogMacro, adc_settle_eps, make_switch_state
 from .mapping import MatrixMapping, effective_matrix, map_matrix, validate_matrix
 from .statespace import CircuitAnalysis, SettleEstimates, StabilityReport, check_stability
@@ -198,6 +198,11 @@ class ProgrammedSolver:
         Repeat over-ranged operations at a smaller input scale.
     array : int
         Array to program.
+    macro : AnalogMacro, optional
+        Macro instance to program and run on, keeping its stuck-cell map,
+        random streams and held outputs; by default a new one from `config`.
+        Programming another matrix into the same array later invalidates
+        this solver.
 
     Notes
     -----
@@ -211,7 +216,11 @@ class ProgrammedSolver:
 
     def __init__(self, A, config: MacroConfig | None = None, *, differential: bool | None = None,
                  settle_time_s: float | None = None, headroom: float = DEFAULT_HEADROOM,
-                 auto_range: bool = True, array: int = 0):
+                 auto_range: bool = True, array: int = 0, macro: AnalogMacro | None = None):
+        if macro is not None and config is not None and config != macro.config:
+            raise ValueError("config differs from macro.config; pass only the macro, or a matching config")
+        if macro is not None:
+            config = macro.config
         self.config = MacroConfig() if config is None else config
         self.matrix = validate_matrix(A)
         if settle_time_s is not None and not (isinstance(settle_time_s, (int, float)) and
@@ -225,9 +234,10 @@ class ProgrammedSolver:
         self.auto_range = bool(auto_range)
         self.array = int(array)
         self.mapping = map_matrix(self.matrix, self.config, differential=differential)
-        self.macro = AnalogMacro(self.config)
+        self.macro = AnalogMacro(self.config) if macro is None else macro
         g_pos, g_neg = self.mapping.array_images(self.config.array)
         self.macro.program_backdoor(self.array, g_pos, g_neg)
+        self._programming = self.macro.programming_count(self.array)
         self._setups: dict[str, _ModeSetup] = {}
         self._singular_checked = False
 
@@ -300,6 +310,11 @@ class ProgrammedSolver:
         return self._run("MVM_T" if transpose else "MVM", values)
 
     def _run(self, name: str, values: np.ndarray) -> AnalogResult:
+        if self.macro.programming_count(self.array) != self._programming:
+            raise MacroUsageError(
+                f"array {self.array} was programmed again after this solver programmed it; "
+                "create a new ProgrammedSolver for the new matrix"
+            )
         setup = self._setup(name)
         single = values.ndim == 1
         batch = values[:, None] if single else values

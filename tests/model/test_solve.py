@@ -16,10 +16,12 @@ from amc.model.config import (
 from amc.model.errors import (
     ArrayCapacityError,
     InvalidOperandError,
+    MacroUsageError,
     ModelError,
     SingularMatrixError,
     UnstableCircuitError,
 )
+from amc.model.macro import AnalogMacro
 from amc.model.solve import AUTO_SETTLE_MARGIN, ProgrammedSolver, check_invertible, multiply, solve, solve_many
 
 ARRAY = ArrayParams(rows=16, cols=16)
@@ -220,3 +222,20 @@ def test_multiply_length_checked():
         multiply(np.ones((2, 3)), np.ones(2), IDEAL)
     with pytest.raises(InvalidOperandError, match="the matrix needs 2"):
         multiply(np.ones((2, 3)), np.ones(3), IDEAL, transpose=True)
+
+
+def test_solver_on_shared_macro():
+    matrix, b = _spd()
+    macro = AnalogMacro(DEFAULT)
+    stuck_before = macro.devices.stuck_map.stuck.copy()
+    first = ProgrammedSolver(matrix, macro=macro)
+    first.solve(b)
+    second = ProgrammedSolver(2 * matrix, macro=macro)
+    assert second.macro is macro
+    assert np.array_equal(macro.devices.stuck_map.stuck, stuck_before)
+    assert macro.programming_count(0) == 2
+    assert _relative(second.solve(b).x, np.linalg.solve(2 * matrix, b)) < 0.5
+    with pytest.raises(MacroUsageError, match="programmed again after this solver programmed it"):
+        first.solve(b)
+    with pytest.raises(ValueError, match="config differs from macro.config"):
+        ProgrammedSolver(matrix, IDEAL, macro=macro)
