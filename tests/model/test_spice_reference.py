@@ -14,10 +14,12 @@ import pytest
 from amc.model.config import AdcParams, DacParams
 from amc.model.errors import UnstableCircuitError
 from amc.model.macro import AnalogMacro
+from amc.model.spice_agreement import load_reference_case, main as spice_agreement_main, measure_agreement
 from amc.model.statespace import check_stability
 from amc.model.trajectory import Trajectory, simulate_saturating
 
 from .spice_cases import (
+    SPICE_DIR,
     case_analysis,
     case_config,
     case_images,
@@ -254,3 +256,31 @@ def test_macro_event_path_matches_transient(name):
                         for t in times])
     macro.disable(int(round(times[-1] * 1e12)))
     assert relative_error(sampled, expected) < 1e-3
+
+
+@pytest.mark.parametrize("name", spice_params())
+def test_agreement_report_figures(name):
+    figures = measure_agreement(load_reference_case(SPICE_DIR / f"{name}.json"))
+    assert figures["op"] < 1e-9
+    assert figures["wave"] < 1e-4
+    assert figures["wave_saturating"] < 1e-3
+    if name in STABLE:
+        assert figures["settle_1pct"] == pytest.approx(1.0, abs=1e-3)
+        assert figures["settle_0p1pct"] == pytest.approx(1.0, abs=1e-3)
+        assert figures["verdict"] == "stable"
+    else:
+        assert figures["settle_1pct"] is None
+        assert figures["verdict"].startswith("unstable")
+
+
+@pytest.mark.parametrize("name", spice_params(["mvm4"]))
+def test_agreement_command_prints_table(name, capsys):
+    assert spice_agreement_main([str(SPICE_DIR)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| case | op | wave |")
+    assert any(line.startswith(f"| {name} | ") for line in lines)
+
+
+def test_agreement_command_empty_folder(tmp_path, capsys):
+    assert spice_agreement_main([str(tmp_path)]) == 2
+    assert "no *.json reference cases found" in capsys.readouterr().err
