@@ -1,7 +1,7 @@
 """Measure the agreement of the circuit model with ngspice reference runs.
 
-A reference case is a JSON file written next to its ngspice netlist. It holds
-the circuit (conductances in microsiemens, op-amp gain, GBW and rails, input
+A reference case is a JSON file written next to its ngspice netlist. It
+contains the circuit (conductances in microsiemens, op-amp gain, GBW and rails, input
 voltages) and the ngspice results: the .op outputs ``spice.op_V``, a
 transient from zero state ``spice.tran_time_s`` / ``spice.tran_V``, and the
 1 % and 0.1 % settling times (or ``spice.t_first_rail_s`` for unstable
