@@ -24,7 +24,7 @@ from .cocotb_env import PARAMS_ENV
 from .toolchain import prepare_simulator
 from .waves import write_gtkw
 
-__all__ = ["TIMESCALE", "CocotbRun", "ZeroTestsError", "build", "run_test", "default_build_root"]
+__all__ = ["TIMESCALE", "CocotbRun", "ZeroTestsError", "build", "build_verilog", "run_test", "default_build_root"]
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +80,31 @@ def build(simulator: str, params: ControllerParams, build_root: Path | None = No
     key = _params_key(params)
     files = generate(params, root / f"rtl-{key}")
     build_dir = root / f"sim-{simulator}-{key}-{'waves' if waves else 'nowaves'}-{worker}"
+    build_verilog(simulator, files.verilog, TOP_NAME, build_dir, waves=waves)
+    return build_dir
+
+
+def build_verilog(simulator: str, verilog: Path, toplevel: str, build_dir: Path, *, waves: bool = True) -> None:
+    """Build one Verilog file for `simulator` into `build_dir` with the project's flags."""
+    prepare_simulator(simulator)
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     if simulator == "verilator" and waves:
         build_args.append("--trace-fst")
     runner = get_runner(simulator)
     runner.build(
-        sources=[files.verilog],
-        hdl_toplevel=TOP_NAME,
+        sources=[verilog],
+        hdl_toplevel=toplevel,
         build_dir=build_dir,
         build_args=build_args,
         timescale=TIMESCALE,
         waves=waves,
-        log_file=build_dir / "build.log",
+        log_file=Path(build_dir) / "build.log",
     )
-    return build_dir
 
 
 def run_test(simulator: str, params: ControllerParams, test_module: str, test_name: str, test_dir: Path, *,
              build_dir: Path | None = None, waves: bool = True, extra_env: dict | None = None,
-             seed: int = 0) -> CocotbRun:
+             seed: int = 0, toplevel: str = TOP_NAME) -> CocotbRun:
     """Run cocotb test `test_name` of module `test_module` in `test_dir`.
 
     Raises
@@ -121,7 +127,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
     try:
         runner.test(
             test_module=test_module,
-            hdl_toplevel=TOP_NAME,
+            hdl_toplevel=toplevel,
             hdl_toplevel_lang="verilog",
             test_filter=rf"\.{re.escape(test_name)}(/|$)",
             build_dir=build_dir,
@@ -147,7 +153,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
             f"cocotb ran no test named {test_name!r} from {test_module} on {simulator}; "
             f"see {test_dir / 'sim.log'}"
         )
-    if waves and dump_path.exists():
+    if waves and dump_path.exists() and toplevel == TOP_NAME:
         run.dump_path = dump_path
         run.gtkw_path = write_gtkw(test_dir / "dump.gtkw", dump_path, params, simulator)
     return run
