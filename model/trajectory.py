@@ -53,6 +53,10 @@ __all__ = [
 _MIN_STEP_FRACTION = 1.0 / 64.0
 """Shortest scan step, as a fraction of s_max, before a rail touch is assumed."""
 
+_MAX_STEP_TIME_CONSTANTS = 20.0
+"""Largest Radau step, in units of the fastest time constant 1 / max|w|, so
+that a step cannot jump over a short excursion to a rail."""
+
 SATURATING_RTOL = 1e-8
 """Relative tolerance of the saturating integration (absolute: SATURATING_RTOL * rail_V)."""
 
@@ -268,7 +272,7 @@ def _integrate(analysis: CircuitAnalysis, x0, u, rail_V: float, tau_start: float
     solution = scipy.integrate.solve_ivp(
         derivative, (tau_start, tau_end), np.asarray(x0, dtype=float), method="Radau", jac=jacobian,
         rtol=SATURATING_RTOL, atol=SATURATING_RTOL * rail_V, dense_output=dense, t_eval=t_eval,
-        max_step=1.0 / rho,
+        max_step=_MAX_STEP_TIME_CONSTANTS / rho,
     )
     if not solution.success:
         raise RuntimeError(f"saturating op-amp integration failed: {solution.message}")
