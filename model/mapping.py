@@ -129,7 +129,8 @@ def validate_matrix(matrix, name: str = "A") -> np.ndarray:
         )
     if not np.any(values):
         raise InvalidOperandError(
-            f"{name} is all zeros (shape {values.shape}); an all-zero matrix has no conductance scale to map"
+            f"{name} is all zeros (shape {values.shape}), so it has no conductance scale to map; "
+            "pass a matrix with at least one nonzero entry"
         )
     return values
 

@@ -374,7 +374,9 @@ class ProgrammedSolver:
                 steps[pending] += 1
                 encoded, result = run(pending, scales[pending])
                 fine = ~np.any(result.overrange, axis=0)
-                store(pending, encoded, result, fine)
+                # Failed columns keep their latest attempt, which is what the
+                # result reports if the range steps run out.
+                store(pending, encoded, result, np.ones(len(pending), dtype=bool))
                 ranged = pending[fine]
                 pending = pending[~fine]
 
