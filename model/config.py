@@ -34,6 +34,8 @@ __all__ = [
     "ReadNoise",
     "StuckCells",
     "NonIdealities",
+    "CellParams",
+    "ProgrammingParams",
     "MacroConfig",
     "config_to_dict",
     "config_from_dict",
@@ -248,6 +250,128 @@ class CircuitParams:
 
 
 @dataclass(frozen=True)
+class CellParams:
+    """Response of a 1T1R RRAM cell to programming pulses.
+
+    SET raises the conductance by an amount that grows with the gate
+    (compliance) voltage above ``set_threshold_V``; RESET lowers it by an amount
+    that grows with the source-line voltage above ``reset_threshold_V``. Both
+    shrink near the window edge they move toward. No source states these
+    numbers for the reconfigurable macro; every default is an assumption chosen
+    so that a few to a few tens of pulses move a cell across its window, as
+    write-verify reports describe.
+    """
+
+    set_threshold_V: float = 0.6
+    """Gate voltage below which a SET pulse leaves the cell unchanged, in volts (assumption)."""
+
+    set_gain_S_per_V: float = 25e-6
+    """Conductance gained per SET pulse per volt of gate overdrive, for a cell at g_min, in S/V (assumption)."""
+
+    reset_threshold_V: float = 0.6
+    """Source-line voltage below which a RESET pulse leaves the cell unchanged, in volts (assumption)."""
+
+    reset_gain_S_per_V: float = 25e-6
+    """Conductance lost per RESET pulse per volt of source-line overdrive, for a cell at g_max, in S/V (assumption)."""
+
+    reference_width_s: float = 100e-9
+    """Pulse width at which the gains above apply, in seconds (assumption)."""
+
+    cycle_sigma_rel: float = 0.2
+    """Cycle-to-cycle spread: relative standard deviation of each pulse's conductance change (assumption)."""
+
+    device_sigma_rel: float = 0.1
+    """Device-to-device spread: relative standard deviation of each cell's gains, drawn once (assumption)."""
+
+    initial_fraction: float = 0.0
+    """Conductance of a fresh cell as a fraction of the window above g_min (0: formed and reset to g_min)."""
+
+    def __post_init__(self) -> None:
+        for name in ("set_threshold_V", "set_gain_S_per_V", "reset_threshold_V", "reset_gain_S_per_V",
+                     "reference_width_s"):
+            _check_positive("CellParams", name, getattr(self, name), "(see its unit)")
+        for name in ("cycle_sigma_rel", "device_sigma_rel"):
+            value = getattr(self, name)
+            _require(isinstance(value, (int, float)) and 0.0 <= value < 1.0,
+                     f"CellParams.{name} = {value!r} is invalid: use a fraction in [0, 1)")
+        _require(isinstance(self.initial_fraction, (int, float)) and 0.0 <= self.initial_fraction <= 1.0,
+                 f"CellParams.initial_fraction = {self.initial_fraction!r} is invalid: use a fraction in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ProgrammingParams:
+    """Pulse drivers, verify read and the write-verify defaults.
+
+    The pulse amplitude is a code of ``amplitude_bits`` bits; the gate driver
+    (SET) and the source-line driver (RESET) turn it into volts with their LSB.
+    A verify read drives the selected row with ``read_V`` through a DAC and
+    senses the selected column with a TIA of feedback ``g_verify_S``, so the
+    ADC reads ``-read_V * G / g_verify_S``.
+    """
+
+    amplitude_bits: int = 8
+    """Resolution of the pulse amplitude code, in bits (assumption)."""
+
+    gate_lsb_V: float = 0.01
+    """Gate-driver voltage per amplitude code step, in volts (assumption: 0-2.55 V)."""
+
+    source_line_lsb_V: float = 0.01
+    """Source-line driver voltage per amplitude code step, in volts (assumption: 0-2.55 V)."""
+
+    read_V: float = -0.2
+    """Row voltage of a verify read, in volts; negative so the inverting TIA gives a positive output.
+    0.2 V is a common non-disturbing RRAM read voltage (assumption)."""
+
+    g_verify_S: float = 22e-6
+    """Feedback conductance of the verify TIA, in siemens: g_max reads at about 0.9 of the ADC full
+    scale with the defaults (assumption)."""
+
+    set_start_V: float = 0.7
+    """Gate voltage of the first SET pulse after a polarity change, in volts (assumption)."""
+
+    set_step_V: float = 0.02
+    """Gate-voltage increase per consecutive SET pulse, in volts (assumption)."""
+
+    reset_start_V: float = 0.7
+    """Source-line voltage of the first RESET pulse after a polarity change, in volts (assumption)."""
+
+    reset_step_V: float = 0.02
+    """Source-line voltage increase per consecutive RESET pulse, in volts (assumption)."""
+
+    pulse_width_s: float = 100e-9
+    """Width of every programming pulse, in seconds (assumption)."""
+
+    tolerance_codes: int = 1
+    """A cell passes when its verify code is within this many ADC codes of the target."""
+
+    max_pulses: int = 40
+    """Pulses after which a cell that has not passed is marked failed (assumption)."""
+
+    def __post_init__(self) -> None:
+        _check_int("ProgrammingParams", "amplitude_bits", self.amplitude_bits, 2, "use at least 2 bits")
+        _require(self.amplitude_bits <= 12,
+                 f"ProgrammingParams.amplitude_bits = {self.amplitude_bits} is invalid: at most 12 bits fit the register")
+        for name in ("gate_lsb_V", "source_line_lsb_V", "g_verify_S", "set_start_V", "set_step_V",
+                     "reset_start_V", "reset_step_V", "pulse_width_s"):
+            _check_positive("ProgrammingParams", name, getattr(self, name), "(see its unit)")
+        _require(isinstance(self.read_V, (int, float)) and self.read_V != 0 and abs(self.read_V) < 10,
+                 f"ProgrammingParams.read_V = {self.read_V!r} is invalid: use a non-zero read voltage in volts")
+        _check_int("ProgrammingParams", "tolerance_codes", self.tolerance_codes, 0, "use 0 or more ADC codes")
+        _check_int("ProgrammingParams", "max_pulses", self.max_pulses, 1, "allow at least one pulse per cell")
+        _require(self.max_pulses <= 255,
+                 f"ProgrammingParams.max_pulses = {self.max_pulses} is invalid: at most 255 fit the register")
+        top = (1 << self.amplitude_bits) - 1
+        for name, lsb in (("set_start_V", self.gate_lsb_V), ("reset_start_V", self.source_line_lsb_V)):
+            _require(getattr(self, name) / lsb <= top,
+                     f"ProgrammingParams.{name} = {getattr(self, name)!r} V exceeds the driver range "
+                     f"{top * lsb:.3g} V; lower it or raise the LSB")
+
+    def amplitude_code(self, volts: float, lsb_V: float) -> int:
+        """Return the nearest amplitude code for `volts`, clipped to the code range."""
+        return int(min(max(round(volts / lsb_V), 0), (1 << self.amplitude_bits) - 1))
+
+
+@dataclass(frozen=True)
 class ProgrammingError:
     """Cell conductance error left after programming."""
 
@@ -352,6 +476,8 @@ class MacroConfig:
     adc: AdcParams = field(default_factory=AdcParams)
     circuit: CircuitParams = field(default_factory=CircuitParams)
     nonideal: NonIdealities = field(default_factory=NonIdealities)
+    cell: CellParams = field(default_factory=CellParams)
+    programming: ProgrammingParams = field(default_factory=ProgrammingParams)
     seed: int = 0
     """Seed of every random source in the model (stuck-cell map, programming
     error, read noise). The same seed gives the same results."""
@@ -361,6 +487,7 @@ class MacroConfig:
         for name, kind in (
             ("array", ArrayParams), ("opamp", OpAmpParams), ("dac", DacParams),
             ("adc", AdcParams), ("circuit", CircuitParams), ("nonideal", NonIdealities),
+            ("cell", CellParams), ("programming", ProgrammingParams),
         ):
             value = getattr(self, name)
             _require(
@@ -407,6 +534,8 @@ _NESTED = {
     (MacroConfig, "adc"): AdcParams,
     (MacroConfig, "circuit"): CircuitParams,
     (MacroConfig, "nonideal"): NonIdealities,
+    (MacroConfig, "cell"): CellParams,
+    (MacroConfig, "programming"): ProgrammingParams,
     (NonIdealities, "programming"): ProgrammingError,
     (NonIdealities, "read_noise"): ReadNoise,
     (NonIdealities, "stuck"): StuckCells,

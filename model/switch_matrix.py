@@ -26,6 +26,7 @@ __all__ = [
     "MODES",
     "mode_by_code",
     "mode_by_name",
+    "OPTION_FLAGS",
     "SwitchState",
     "SwitchDecodeError",
     "decode_switch_state",
@@ -55,6 +56,15 @@ class Conn(enum.IntFlag):
     voltages, so the pair computes with G+ - G- (signed matrices)."""
     ADC_OPA_OUT = 1 << 8
     """The ADC multiplexer samples the op-amp outputs."""
+    OPA_FEEDBACK_GV = 1 << 9
+    """Verify feedback conductance G_v across each op-amp (cell read at a higher gain than G_f)."""
+    HALF_NEG = 1 << 10
+    """The DACs, op-amps and pulse drivers reach the negative half-array instead of the
+    positive one (single-cell access of a differential pair)."""
+    CELL_SELECT = 1 << 11
+    """Only the selected cell's row and column lines are enabled (one-hot line enables)."""
+    PULSE_DRIVERS = 1 << 12
+    """The SET/RESET pulse drivers reach the word, bit and source lines of the selected cell."""
 
 
 CONN_WIDTH = len(Conn)
@@ -83,11 +93,23 @@ class ModeEntry:
     """True if the active row and column counts must be equal."""
     equation: str
     description: str
+    host: bool = True
+    """True if the host may start the mode through CTRL.start; False for the modes
+    only the write-verify engine issues."""
+
+    @property
+    def cell(self) -> bool:
+        """True for single-cell modes (one row and one column line enabled)."""
+        return bool(self.conn & Conn.CELL_SELECT)
 
     def input_count(self, rows_active: int, cols_active: int) -> int:
+        if self.cell:
+            return 1
         return rows_active if self.inputs is LineSet.ROWS else cols_active
 
     def output_count(self, rows_active: int, cols_active: int) -> int:
+        if self.cell:
+            return 1
         return rows_active if self.outputs is LineSet.ROWS else cols_active
 
 
@@ -122,10 +144,37 @@ MODES: tuple[ModeEntry, ...] = (
         equation="V = -(G + D/A0)^-1 G_in V_in",
         description="Closed-loop solve: op-amp i senses row i and drives column i.",
     ),
+    ModeEntry(
+        code=3,
+        name="VERIFY",
+        conn=(Conn.DAC_ROWS | Conn.OPA_SENSE_COLS | Conn.OPA_FEEDBACK_GV | Conn.ADC_OPA_OUT
+              | Conn.CELL_SELECT),
+        inputs=LineSet.ROWS,
+        outputs=LineSet.COLS,
+        square=False,
+        equation="V_c = -(G_rc / G_v) V_read",
+        description="Verify read of cell (r, c): the DAC drives row r with the read voltage, a TIA "
+                    "senses column c. Issued by the write-verify engine.",
+        host=False,
+    ),
+    ModeEntry(
+        code=4,
+        name="PROGRAM",
+        conn=Conn.PULSE_DRIVERS | Conn.CELL_SELECT,
+        inputs=LineSet.ROWS,
+        outputs=LineSet.COLS,
+        square=False,
+        equation="SET: G += f(V_gate); RESET: G -= f(V_sl)",
+        description="Programming pulse on cell (r, c): SET with a stepped gate voltage or RESET with "
+                    "a stepped source-line voltage. Issued by the write-verify engine.",
+        host=False,
+    ),
 )
 
-# The signed variant of every mode adds Conn.NEG_INVERTERS; it is a property of
-# the operation (signed matrix or not), not a separate mode.
+# Flags that an operation adds to its mode's connections: NEG_INVERTERS for a
+# signed matrix, HALF_NEG for single-cell access to the negative half.
+OPTION_FLAGS = Conn.NEG_INVERTERS | Conn.HALF_NEG
+
 _BY_CODE = {entry.code: entry for entry in MODES}
 _BY_NAME = {entry.name: entry for entry in MODES}
 assert len(_BY_CODE) == len(MODES) and len(_BY_NAME) == len(MODES), "mode codes and names must be unique"
@@ -167,6 +216,15 @@ class SwitchState:
     """Boolean mask of enabled row lines, length ArrayParams.rows."""
     col_enable: np.ndarray
     """Boolean mask of enabled column lines, length ArrayParams.cols."""
+    half_negative: bool = False
+    """True if single-cell access reaches the negative half (Conn.HALF_NEG)."""
+
+    @property
+    def cell(self) -> tuple[int, int]:
+        """(row, column) of the selected cell of a single-cell mode."""
+        if not self.mode.cell:
+            raise ValueError(f"mode {self.mode.name} selects no single cell")
+        return int(np.flatnonzero(self.row_enable)[0]), int(np.flatnonzero(self.col_enable)[0])
 
 
 def _mask(bits: int, width: int) -> np.ndarray:
@@ -181,7 +239,7 @@ def decode_switch_state(conn: int, array_onehot: int, row_enable: int, col_enabl
     array is selected, or if no line is enabled.
     """
     signed = bool(conn & Conn.NEG_INVERTERS)
-    base = conn & ~int(Conn.NEG_INVERTERS)
+    base = conn & ~int(OPTION_FLAGS)
     matches = [entry for entry in MODES if int(entry.conn) == base]
     if not matches:
         raise SwitchDecodeError(
@@ -197,12 +255,18 @@ def decode_switch_state(conn: int, array_onehot: int, row_enable: int, col_enabl
         raise SwitchDecodeError(
             f"no line enabled (row enable 0x{row_enable:x}, column enable 0x{col_enable:x})"
         )
+    if matches[0].cell and (row_mask.sum() != 1 or col_mask.sum() != 1):
+        raise SwitchDecodeError(
+            f"{matches[0].name} needs exactly one row and one column enabled "
+            f"(row enable 0x{row_enable:x}, column enable 0x{col_enable:x})"
+        )
     return SwitchState(
         mode=matches[0],
         signed=signed,
         array=array_onehot.bit_length() - 1,
         row_enable=row_mask,
         col_enable=col_mask,
+        half_negative=bool(conn & Conn.HALF_NEG),
     )
 
 
@@ -215,15 +279,18 @@ def mode_table_markdown() -> str:
         "Generated by `amc verilog` from `model/switch_matrix.py`; do not edit by hand.",
         "",
         "The signed variant of each mode also closes `NEG_INVERTERS` (bit "
-        f"{Conn.NEG_INVERTERS.bit_length() - 1}).",
+        f"{Conn.NEG_INVERTERS.bit_length() - 1}); single-cell access to the negative half-array adds "
+        f"`HALF_NEG` (bit {Conn.HALF_NEG.bit_length() - 1}). Modes marked *engine* are issued only by the "
+        "write-verify engine, not by CTRL.start.",
         "",
-        "| code | mode | conn word | inputs | outputs | square | equation | description |",
-        "|---|---|---|---|---|---|---|---|",
+        "| code | mode | conn word | inputs | outputs | square | started by | equation | description |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in MODES:
         lines.append(
             f"| {entry.code} | {entry.name} | 0x{int(entry.conn):03x} | {entry.inputs.value} | "
-            f"{entry.outputs.value} | {'yes' if entry.square else 'no'} | `{entry.equation}` | {entry.description} |"
+            f"{entry.outputs.value} | {'yes' if entry.square else 'no'} | {'host' if entry.host else 'engine'} | "
+            f"`{entry.equation}` | {entry.description} |"
         )
     lines += ["", "## Connection flags", "", "| bit | flag | closes |", "|---|---|---|"]
     for flag in flags:
@@ -247,5 +314,9 @@ _FLAG_DOCS = {
     Conn.OPA_DRIVE_COLS: "op-amp i output to column i (closed loop)",
     Conn.NEG_INVERTERS: "inverters drive the negative half-array (signed matrix)",
     Conn.ADC_OPA_OUT: "ADC multiplexer to the op-amp outputs",
+    Conn.OPA_FEEDBACK_GV: "verify feedback conductance G_v across each op-amp",
+    Conn.HALF_NEG: "single-cell access reaches the negative half-array",
+    Conn.CELL_SELECT: "only the selected cell's row and column are enabled",
+    Conn.PULSE_DRIVERS: "SET/RESET pulse drivers to the selected cell's lines",
 }
 assert set(_FLAG_DOCS) == set(Conn), "every connection flag needs a line in the mode table"

@@ -45,6 +45,7 @@ class OperationCheck(wiring.Component):
         op = self.op
 
         known = Signal()
+        engine = Signal()
         square = Signal()
         outputs = Signal(COUNT_FIELD_WIDTH)
         with m.Switch(op.mode):
@@ -52,6 +53,7 @@ class OperationCheck(wiring.Component):
                 with m.Case(entry.code):
                     m.d.comb += [
                         known.eq(1),
+                        engine.eq(int(not entry.host)),
                         square.eq(int(entry.square)),
                         outputs.eq(op.rows if entry.outputs is LineSet.ROWS else op.cols),
                     ]
@@ -61,6 +63,7 @@ class OperationCheck(wiring.Component):
 
         checks = [
             (~known, InvalidReason.UNKNOWN_MODE),
+            (engine, InvalidReason.ENGINE_MODE),
             (op.array >= p.n_arrays, InvalidReason.ARRAY_OUT_OF_RANGE),
             ((op.rows == 0) | (op.rows > p.rows), InvalidReason.ROWS_OUT_OF_RANGE),
             ((op.cols == 0) | (op.cols > p.cols), InvalidReason.COLS_OUT_OF_RANGE),

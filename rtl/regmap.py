@@ -124,6 +124,7 @@ class InvalidReason(enum.IntEnum):
     MASK_BEYOND_OUTPUTS = 7
     ZERO_SETTLE = 8
     ZERO_WATCHDOG = 9
+    ENGINE_MODE = 10
 
 
 INVALID_REASON_DOCS = {
@@ -137,6 +138,7 @@ INVALID_REASON_DOCS = {
     InvalidReason.MASK_BEYOND_OUTPUTS: "OUT_MASK selects a channel beyond the active outputs of the mode",
     InvalidReason.ZERO_SETTLE: "SETTLE_CYCLES is 0",
     InvalidReason.ZERO_WATCHDOG: "WATCHDOG_CYCLES is 0",
+    InvalidReason.ENGINE_MODE: "MODE.mode is issued only by the write-verify engine; start it with WV_CTRL",
 }
 
 ADC_WORD_OVERRANGE = 16
@@ -158,7 +160,7 @@ class RegisterMap:
     def __init__(self, params: ControllerParams):
         self.params = params
         p = params
-        mode_bits = sum(1 << entry.code for entry in MODES)
+        mode_bits = sum(1 << entry.code for entry in MODES if entry.host)
         self.registers: tuple[Register, ...] = (
             Register("ID", 0x000, Access.RO, 'identification, ASCII "AMC1"', reset=ID_MAGIC),
             Register("VERSION", 0x004, Access.RO, "register map version", (
@@ -174,7 +176,7 @@ class RegisterMap:
             ), reset=p.dac_bits | (p.adc_bits << 8) | (p.lines << 16)),
             Register("CLOCK_PERIOD_PS", 0x018, Access.RO, "controller clock period in picoseconds",
                      reset=p.clock_period_ps),
-            Register("MODES", 0x01C, Access.RO, "bit k set if mode code k is supported", reset=mode_bits),
+            Register("MODES", 0x01C, Access.RO, "bit k set if the host may start mode code k", reset=mode_bits),
             Register("COUNTER_WIDTH", 0x020, Access.RO, "width of the settle and watchdog counters in bits",
                      reset=p.counter_width),
             Register("CTRL", 0x040, Access.WO, "control strobes", (

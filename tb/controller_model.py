@@ -188,6 +188,8 @@ class ControllerModel:
             mode = mode_by_code(v["MODE"] & 0xF)
         except KeyError:
             return InvalidReason.UNKNOWN_MODE
+        if not mode.host:
+            return InvalidReason.ENGINE_MODE
         rows, cols = v["ROWS_ACTIVE"], v["COLS_ACTIVE"]
         mask = self._mask()
         outputs = mode.output_count(rows, cols)

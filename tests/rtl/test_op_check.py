@@ -28,6 +28,8 @@ CASES = [
     (_op(mode=0, rows=3, cols=5, mask=0b111), InvalidReason.NONE),
     (_op(mode=1, rows=3, cols=5, mask=0b11111), InvalidReason.NONE),
     (_op(mode=7), InvalidReason.UNKNOWN_MODE),
+    (_op(mode=3), InvalidReason.ENGINE_MODE),
+    (_op(mode=4, rows=0, mask=0), InvalidReason.ENGINE_MODE),
     (_op(mode=15), InvalidReason.UNKNOWN_MODE),
     (_op(array=PARAMS.n_arrays), InvalidReason.ARRAY_OUT_OF_RANGE),
     (_op(array=255), InvalidReason.ARRAY_OUT_OF_RANGE),
