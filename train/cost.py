@@ -187,6 +187,8 @@ def inversion_record(record: InversionRecord, *, apply_mode: str) -> dict:
         "settle_time_s": record.info.get("settle_time_s"),
         "differential": bool(record.info.get("differential", True)),
         "mean_conductance_S": record.info.get("mean_conductance_S"),
+        "operations": record.info.get("operations"),
+        "refined_columns": record.info.get("refined_columns"),
     }
 
 
@@ -294,7 +296,9 @@ def estimate_cost(
 
         settle = _settle_time(entry, config, eps)
         settle_min, settle_max = min(settle_min, settle), max(settle_max, settle)
-        operations = columns * passes
+        # Analog operations as counted by the backend (auto-ranging repeats and
+        # refinement passes included), else one per column and pass.
+        operations = entry["operations"] if entry["operations"] is not None else columns * passes
         adc_time = math.ceil(n / amc.adc_count) * config.adc.conversion_time_s
         time["dac"] += operations * config.dac.conversion_time_s
         time["settling"] += operations * settle
@@ -309,7 +313,9 @@ def estimate_cost(
         energy["array"] += cells * g_mean * amc.cell_voltage_rms_V**2 * active
 
         if refinement_host_flops:
-            host = 2.0 * n * n + (passes - 1) * columns * 2.0 * n * n
+            # Equilibration (2 N^2) and one residual b - A x (2 N^2) per refined column.
+            refined = entry["refined_columns"] if entry["refined_columns"] is not None else (passes - 1) * columns
+            host = 2.0 * n * n + refined * 2.0 * n * n
             time["host digital"] += host / digital_rate
             energy["host digital"] += host / digital_rate * digital.power_W
 

@@ -10,7 +10,8 @@ This module is the only one in ``amc.train`` that calls the analog model
 (``amc.model``) or the co-simulation. Backends:
 
 - `ExactBackend`: float64 Cholesky solve with torch.linalg, the reference.
-- `AnalogBackend`: the modeled macro (see its docstring for the mapping).
+- `AnalogBackend`: the modeled macro, `amc.model.solve.ProgrammedSolver`
+  (see its docstring for the mapping).
 - `CosimSampledBackend`: wraps another backend and re-runs a sample of the
   inversions through a co-simulation callable, recording the difference.
 """
@@ -19,11 +20,23 @@ from __future__ import annotations
 
 import abc
 import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
+
+from ..model.circuits import build_circuit
+from ..model.config import MacroConfig
+from ..model.converters import adc_convert, adc_decode
+from ..model.devices import NEGATIVE, POSITIVE
+from ..model.encoding import choose_input_scale, decode_output, encode_input
+from ..model.macro import adc_settle_eps, make_switch_state
+from ..model.solve import AUTO_SETTLE_MARGIN, MAX_RANGE_STEPS, RANGE_STEP, RANGE_TARGET, ProgrammedSolver
+from ..model.statespace import CircuitAnalysis
+from ..model.switch_matrix import mode_by_name
 
 __all__ = [
     "BackendError",
@@ -32,6 +45,9 @@ __all__ = [
     "FactorSolver",
     "InverseBackend",
     "ExactBackend",
+    "AnalogBackend",
+    "analog_backend_factory",
+    "cosim_solve_function",
     "CosimComparison",
     "CosimSampledBackend",
 ]
@@ -196,13 +212,347 @@ class ExactBackend(InverseBackend):
         return "exact (torch.linalg Cholesky, float64)"
 
 
+class _SettledINV:
+    """INV operations on a programmed macro model, read once the outputs have settled.
+
+    Same steps as `amc.model.solve.ProgrammedSolver.solve` (same DAC encoding,
+    read-noise draws in the same order, steady state of the programmed
+    circuit, rail clamp, ADC conversion, auto-ranging policy and decoding),
+    minus the transient: each output is the finite-gain steady state. The
+    model's automatic settle time waits until the slowest mode has decayed
+    below half an ADC LSB (with a 1.5 margin), so the two differ by at most
+    about one ADC code per output, unless an output of the full model touches
+    a rail during the transient. The full transient costs a rail proof per
+    operation that takes seconds per inversion of a 129x129 factor on a CPU.
+    """
+
+    def __init__(self, programmed) -> None:
+
+        self.programmed = programmed
+        self.macro = programmed.macro
+        self.config = programmed.config
+        self.mode = mode_by_name("INV")
+        n = programmed.matrix.shape[0]
+        self.n = n
+        self.state = make_switch_state(self.mode, n, n, self.config, signed=programmed.mapping.differential,
+                                       array=programmed.array)
+        self.nominal = self.macro.analysis(self.state)
+
+    def _steady_outputs(self, volts_in: np.ndarray) -> np.ndarray:
+
+        if not self.macro.devices.read_noise_on:
+            return self.nominal.steady_state(volts_in)[: self.n]
+        programmed = np.stack(self.macro.conductances(self.state.array))
+        out = np.empty((self.n, volts_in.shape[1]))
+        for k in range(volts_in.shape[1]):
+            read = self.macro.devices.read(programmed)
+            noisy = CircuitAnalysis(build_circuit(self.state, read[POSITIVE], read[NEGATIVE], self.config))
+            out[:, k] = noisy.steady_state(volts_in[:, k])[: self.n]
+        return out
+
+    def _operate(self, rhs: np.ndarray, scales: np.ndarray):
+
+        encoded = encode_input(rhs, self.mode, self.config.dac, scale_V=scales)
+        steady = self._steady_outputs(encoded.volts)
+        rail = self.config.opamp.rail_V
+        volts = np.clip(steady, -rail, rail)
+        conversion = adc_convert(volts, self.config.adc)
+        overrange = conversion.overrange | (np.abs(steady) >= rail)
+        return conversion.codes, np.any(overrange, axis=0) | np.any(encoded.clipped, axis=0)
+
+    def solve(self, rhs: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+        """Return (x, analog operations, columns still over range) for right-hand sides (N, K)."""
+
+        config = self.config
+        headroom = self.programmed.headroom
+        scales = choose_input_scale(rhs, config.dac, headroom)
+        limit = scales.copy()
+        used = scales.copy()
+        steps = np.zeros(rhs.shape[1], dtype=int)
+        codes, failed = self._operate(rhs, scales)
+        operations = rhs.shape[1]
+        pending = np.flatnonzero(failed)
+        while self.programmed.auto_range and pending.size and steps[pending].max() < MAX_RANGE_STEPS:
+            scales[pending] /= RANGE_STEP
+            steps[pending] += 1
+            new_codes, new_failed = self._operate(rhs[:, pending], scales[pending])
+            operations += pending.size
+            fine = ~new_failed
+            ranged = pending[fine]
+            codes[:, ranged] = new_codes[:, fine]
+            used[ranged] = scales[ranged]
+            failed[ranged] = False
+            pending = pending[new_failed]
+
+            # Aim the largest output at RANGE_TARGET of full scale, as the model's auto-ranging does.
+            peak = np.max(np.abs(adc_decode(new_codes[:, fine], config.adc)), axis=0)
+            better = np.where(peak > 0, scales[ranged] * RANGE_TARGET * config.adc.full_scale_V
+                              / np.maximum(peak, 1e-300), limit[ranged])
+            better = np.minimum(better, limit[ranged])
+            refine = better > scales[ranged] * (1.0 + 1e-9)
+            if refine.any():
+                columns = ranged[refine]
+                retry_codes, retry_failed = self._operate(rhs[:, columns], better[refine])
+                operations += columns.size
+                accept = ~retry_failed
+                codes[:, columns[accept]] = retry_codes[:, accept]
+                used[columns[accept]] = better[refine][accept]
+        x = decode_output(adc_decode(codes, config.adc), self.mode, self.programmed.mapping.g_unit_S,
+                          config.circuit, used)
+        return x, operations, failed
+
+
+class _AnalogSolver(FactorSolver):
+    """A factor programmed on the macro model; solves with optional iterative refinement."""
+
+    def __init__(self, programmed, scaled: np.ndarray, scale: np.ndarray, refine_steps: int, info: dict,
+                 fidelity: str) -> None:
+        super().__init__(scaled.shape[0])
+        self.programmed = programmed
+        self.settled = _SettledINV(programmed) if fidelity == "settled" else None
+        self.config = programmed.config
+        self.scaled = scaled
+        self.scale = scale
+        self.refine_steps = refine_steps
+        self.passes = 1 + refine_steps
+        self.operations = 0
+        self.info = info
+        self.info.setdefault("clipped_columns", 0.0)
+
+    def _analog(self, rhs: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(rhs)
+        # An all-zero column needs no operation: its solution is zero.
+        active = np.flatnonzero(np.any(rhs != 0.0, axis=0))
+        if active.size == 0:
+            return out
+        if self.settled is not None:
+            x, operations, clipped = self.settled.solve(rhs[:, active])
+        else:
+            result = self.programmed.solve(rhs[:, active])
+            x, operations = result.x, result.operations
+            clipped = np.any(result.adc_overrange, axis=0) | np.any(result.dac_clipped, axis=0)
+        self.operations += operations
+        self.info["operations"] = float(self.operations)
+        self.info["clipped_columns"] += float(np.count_nonzero(clipped))
+        out[:, active] = x
+        return out
+
+    def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        # F^-1 b = S (S F S)^-1 S b with S = diag(scale): the macro solves the equilibrated factor.
+        b = rhs.numpy() * self.scale[:, None]
+        x = self._analog(b)
+        # Kept for co-simulation sampling, which re-runs the first pass.
+        self.first_pass_rhs, self.first_pass_x = b, x
+        residual = b - self.scaled @ x
+        norms = np.linalg.norm(residual, axis=0)
+        active = np.flatnonzero(norms > 0)
+        for _ in range(self.refine_steps):
+            if active.size == 0:
+                break
+            # Iterative refinement: the residual is computed in float64 on the
+            # host, the correction by the macro (x += Ahat^-1 (b - A x)). It
+            # converges only while ||I - A Ahat^-1|| < 1, so a column keeps a
+            # correction only if its residual shrinks, and stops otherwise.
+            candidate = x[:, active] + self._analog(residual[:, active])
+            new_residual = b[:, active] - self.scaled @ candidate
+            new_norms = np.linalg.norm(new_residual, axis=0)
+            self.info["refined_columns"] = self.info.get("refined_columns", 0.0) + float(active.size)
+            better = new_norms < norms[active]
+            keep = active[better]
+            x[:, keep] = candidate[:, better]
+            residual[:, keep] = new_residual[:, better]
+            norms[keep] = new_norms[better]
+            self.info["rejected_corrections"] = (self.info.get("rejected_corrections", 0.0)
+                                                 + float(np.count_nonzero(~better)))
+            active = keep
+        b_norm = float(np.linalg.norm(b)) or 1.0
+        self.info["relative_residual"] = float(np.linalg.norm(residual) / b_norm)
+        return torch.from_numpy(x * self.scale[:, None])
+
+
+class AnalogBackend(InverseBackend):
+    """Factor inversions on the modeled AMC macro (`amc.model.solve.ProgrammedSolver`).
+
+    Mapping of one damped factor F (symmetric positive definite):
+
+    1. Equilibration (digital, on by default): with S = diag(F)^-1/2 the macro
+       gets the unit-diagonal matrix S F S, whose entries lie in [-1, 1]. This
+       spends the conductance levels evenly across features whose variances
+       differ by orders of magnitude, and F^-1 = S (S F S)^-1 S.
+    2. Programming: the model maps the matrix to conductances (signed on both
+       half-arrays when it has negative entries, else unsigned), applies level
+       quantization, programming error and stuck cells, and builds the INV
+       circuit.
+    3. Stability check: the INV circuit settles only if every eigenvalue of
+       D^-1 G has a positive real part (Sun et al., PNAS 116:4123, 2019).
+       Quantization and device errors can break this for a factor that is
+       positive definite in floating point. The check uses the programmed
+       conductances and raises `UnstableFactorError`, so the optimizer raises
+       the damping and programs again.
+    4. Solves: each right-hand-side column is one analog operation (more with
+       the model's auto-ranging after an ADC over-range), read through the
+       DAC and ADC quantization. ``refine_steps`` adds iterative-refinement
+       passes x += Ahat^-1 (b - A x) whose residual is computed in float64 on
+       the host; a column keeps a correction only if its residual shrinks.
+
+    Parameters
+    ----------
+    config : MacroConfig
+        Macro of the run. Each programming uses ``config.seed`` combined with
+        a programming counter, so every programming draws a new programming
+        error.
+    refine_steps : int
+        Iterative-refinement passes per solve.
+    equilibrate : bool
+        Map S F S instead of F (step 1).
+    fidelity : {"settled", "transient"}
+        "settled" reads each output at its steady state (see `_SettledINV`);
+        "transient" runs `ProgrammedSolver.solve` with the full transient
+        and rail proof, about 100 times slower for a 129x129 factor.
+    differential : bool or None
+        Signed mapping on both half-arrays (True), unsigned (False), or the
+        model's choice (None: signed only when an entry is negative). The
+        unsigned mapping raises entries below g_min/g_max of the largest
+        one to g_min, a systematic error; the signed mapping has none but
+        needs twice the cells and an inverter per line.
+    read_noise_margin : float
+        With read noise on, a factor also counts as unstable when its
+        smallest eig(D^-1 G) real part is below this many times the
+        estimated eigenvalue shift of one operation's read noise (see
+        `_read_noise_margin`); 4 is an assumption, 0 switches it off.
+    """
+
+    analog = True
+
+    def __init__(self, config, *, refine_steps: int = 0, equilibrate: bool = True, fidelity: str = "settled",
+                 differential: bool | None = True, read_noise_margin: float = 4.0) -> None:
+
+        if not isinstance(config, MacroConfig):
+            raise BackendError(f"config must be a MacroConfig, got {type(config).__name__}")
+        if refine_steps < 0:
+            raise BackendError(f"refine_steps = {refine_steps} is invalid: use 0 or more refinement passes")
+        if config.array.rows != config.array.cols:
+            raise BackendError(
+                f"the INV circuit needs square arrays; ArrayParams has {config.array.rows} rows and "
+                f"{config.array.cols} columns"
+            )
+        if fidelity not in ("settled", "transient"):
+            raise BackendError(f"fidelity = {fidelity!r} is invalid: use 'settled' or 'transient'")
+        self.config = config
+        self.refine_steps = refine_steps
+        self.equilibrate = equilibrate
+        self.fidelity = fidelity
+        self.differential = differential
+        if not read_noise_margin >= 0:
+            raise BackendError(f"read_noise_margin = {read_noise_margin!r} is invalid: use 0 (off) or more")
+        self.read_noise_margin = float(read_noise_margin)
+        # NOTE: the model has no block solver yet, so one array bounds the factor order.
+        self.max_size = config.array.rows
+        self.name = "analog"
+        self._programmings = 0
+
+    def _programming_config(self):
+        # NOTE: ProgrammedSolver builds a new AnalogMacro from the config, so a
+        # new seed per programming gives a new programming error but also a new
+        # stuck-cell map. A physical macro keeps its stuck cells; the model API
+        # has no way yet to reprogram one macro instance.
+        seed = (self.config.seed * 1_000_003 + self._programmings) % (2**63)
+        self._programmings += 1
+        return self.config.replace(seed=seed)
+
+    def prepare(self, matrix: torch.Tensor, *, label: str) -> FactorSolver:
+
+        values = matrix.to(torch.float64).numpy()
+        n = values.shape[0]
+        self.check_size(n, label)
+        diagonal = np.diag(values)
+        if self.equilibrate and np.all(diagonal > 0):
+            scale = 1.0 / np.sqrt(diagonal)
+        else:
+            scale = np.ones(n)
+        scaled = values * scale[:, None] * scale[None, :]
+
+        config = self._programming_config()
+        programmed = ProgrammedSolver(scaled, config, differential=self.differential)
+        state = make_switch_state(mode_by_name("INV"), n, n, config, signed=programmed.mapping.differential)
+        analysis = programmed.macro.analysis(state)
+        eps = adc_settle_eps(config)
+        if self.fidelity == "transient":
+            # Both rules of the model: eig(D^-1 G) and the closed-loop poles, inverters included.
+            report = analysis.stability
+            lambda_min, stable, message = complex(report.lambda_min), report.stable, report.message
+            settle_time = AUTO_SETTLE_MARGIN * analysis.settle_estimates(eps).slowest_pole_s if stable else None
+        else:
+            # NOTE: settled fidelity checks only the eigenvalue rule (eig(D^-1 G) in the right
+            # half-plane). The closed-loop pole rule, which also catches oscillation through the
+            # inverter delay, needs an eigendecomposition of all op-amp states and is skipped.
+            loop = analysis.loop_eigenvalues
+            lambda_min = complex(loop[int(np.argmin(loop.real))])
+            stable = lambda_min.real > 0
+            message = f"eigenvalue {lambda_min:.4g} of D^-1 G has a real part <= 0"
+            # The model's settle rule applied to the eigenvalue-formula estimate.
+            settle_time = (AUTO_SETTLE_MARGIN * math.log(1 / eps)
+                           / (2 * math.pi * config.opamp.gbw_Hz * lambda_min.real)) if stable else None
+        margin = self._read_noise_margin(programmed, analysis, n)
+        if stable and lambda_min.real <= margin:
+            stable = False
+            message = (f"smallest eigenvalue real part {lambda_min.real:.4g} of D^-1 G is within the read-noise "
+                       f"margin {margin:.4g}, so a single operation may be unstable")
+        if not stable:
+            raise UnstableFactorError(label, lambda_min.real, message)
+        mapping = programmed.mapping
+        cells = mapping.g_pos_S if mapping.g_neg_S is None else np.concatenate([mapping.g_pos_S, mapping.g_neg_S])
+        info = {
+            "lambda_min": lambda_min.real,
+            "read_noise_margin": margin,
+            "settle_time_s": settle_time,
+            "operation_time_s": settle_time + n * config.adc.conversion_time_s,
+            "differential": float(mapping.differential),
+            "mean_conductance_S": float(np.mean(cells)),
+            "matrix_error_max": float(np.max(np.abs(programmed.programmed_matrix() - scaled))),
+            "programming_seed": float(config.seed),
+        }
+        return _AnalogSolver(programmed, scaled, scale, self.refine_steps, info, self.fidelity)
+
+    def _read_noise_margin(self, programmed, analysis, n: int) -> float:
+        """Return the smallest eig(D^-1 G) real part that read noise is unlikely to push below zero.
+
+        Read noise multiplies each cell by 1 + sigma * z (z standard normal)
+        at every operation. For such a perturbation E of D^-1 G with
+        independent entries, random-matrix theory puts ||E||_2 near
+        2 sqrt(n) sigma times the RMS entry of |D^-1 G+| and |D^-1 G-|
+        combined, and an eigenvalue moves by at most about ||E||_2.
+        The margin is `read_noise_margin` times that estimate.
+        """
+        params = self.config.nonideal.read_noise
+        if not (params.enabled and params.sigma_rel > 0) or self.read_noise_margin == 0:
+            return 0.0
+        g_pos, g_neg = programmed.macro.conductances(programmed.array)
+        squares = g_pos[:n, :n] ** 2
+        if programmed.mapping.differential:
+            squares = squares + g_neg[:n, :n] ** 2
+        d = analysis.circuit.node_conductance_S[:n]
+        rms = math.sqrt(float(np.mean(squares / d[:, None] ** 2)))
+        return self.read_noise_margin * 2.0 * math.sqrt(n) * params.sigma_rel * rms
+
+    def describe(self) -> str:
+        array = self.config.array
+        return (f"analog macro model ({array.rows}x{array.cols} arrays, {array.levels} levels, "
+                f"DAC {self.config.dac.bits} bits, ADC {self.config.adc.bits} bits; non-idealities: "
+                f"{self.config.nonideal.describe()}; equilibration {'on' if self.equilibrate else 'off'}, "
+                f"{self.refine_steps} refinement steps, {self.fidelity} outputs, "
+                f"{'signed' if self.differential else 'unsigned' if self.differential is False else 'automatic'} "
+                "mapping)")
+
+
 @dataclass
 class CosimComparison:
-    """One inversion run through both the co-simulation and the sampled backend.
+    """One sampled solve run through both the co-simulation and the analog model.
 
-    ``relative_difference`` is ||X_cosim - X_model||_F / ||X_model||_F over the
-    right-hand sides solved; ``relative_residual_cosim`` is
-    ||F X_cosim - B||_F / ||B||_F.
+    Both solve the same programmed problem: the equilibrated factor with the
+    same programming seed and right-hand sides, one analog pass each (no
+    refinement). ``relative_difference`` is ||X_cosim - X_model||_F /
+    ||X_model||_F; the residuals are ||A X - B||_F / ||B||_F.
     """
 
     label: str
@@ -211,64 +561,74 @@ class CosimComparison:
     relative_difference: float
     relative_residual_cosim: float
     relative_residual_model: float
+    wall_time_s: float
+    """Wall time of the co-simulation runs, in seconds."""
 
 
-CosimSolve = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""Signature of the co-simulation hook: (A of shape (N, N), B of shape (N, K)) -> X of shape (N, K)."""
+CosimSolve = Callable[[np.ndarray, np.ndarray, "object"], np.ndarray]
+"""Co-simulation hook: ``cosim_solve(A, B, config) -> X`` solves A X = B (A: (N, N), B: (N, K)) through
+the controller RTL with macro configuration ``config`` (a MacroConfig, including the device seed)."""
 
 
 class _SampledSolver(FactorSolver):
-    def __init__(self, inner: FactorSolver, matrix: torch.Tensor, owner: "CosimSampledBackend", label: str,
-                 sampled: bool) -> None:
+    def __init__(self, inner: "_AnalogSolver", owner: "CosimSampledBackend", label: str, sampled: bool) -> None:
         super().__init__(inner.size)
-        self.inner, self.matrix, self.owner, self.label, self.sampled = inner, matrix, owner, label, sampled
+        self.inner, self.owner, self.label, self.sampled = inner, owner, label, sampled
         self.passes = inner.passes
         self.info = inner.info
 
     def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
         result = self.inner.solve(rhs)
         if self.sampled:
-            self.owner._compare(self.label, self.matrix, rhs, result)
-            self.sampled = False  # one comparison per prepared factor
+            self.sampled = False  # one comparison per programmed factor
+            self.owner._compare(self.label, self.inner)
         return result
 
 
 class CosimSampledBackend(InverseBackend):
-    """Run every inversion on ``inner`` and re-run a sample through the co-simulation.
+    """Run every inversion on an `AnalogBackend` and re-run a sample through the co-simulation.
 
-    Every ``every``-th prepared factor (the first one included) is also solved
-    by ``cosim_solve`` for the same right-hand sides, and the two results are
-    compared in `comparisons`. Training continues with the inner backend's
-    result, so sampling does not change the trajectory.
+    For every ``every``-th programmed factor (the first one included), the
+    first ``columns`` right-hand sides of its first solve are solved again by
+    ``cosim_solve`` with the same matrix, seed and inputs, and the two
+    results are stored in `comparisons`. Training continues with the model's
+    result, and the model draws no extra random numbers for the comparison,
+    so sampling does not change the training trajectory.
 
     Parameters
     ----------
-    inner : InverseBackend
-        Backend whose results training uses (the analog model).
+    inner : AnalogBackend
+        Backend whose results training uses.
     cosim_solve : callable
-        ``cosim_solve(A, B) -> X`` solving A X = B through the RTL
-        co-simulation with the same macro configuration as ``inner``.
+        See `CosimSolve`; `cosim_solve_function` builds one on ``amc.tb.host.solve``.
     every : int
-        Sampling period in prepared factors.
+        Sampling period in programmed factors.
     max_samples : int or None
         Stop sampling after this many comparisons (co-simulation is slow).
+    columns : int
+        Right-hand sides compared per sample.
     """
 
     analog = True
 
-    def __init__(self, inner: InverseBackend, cosim_solve: CosimSolve, *, every: int = 50,
-                 max_samples: int | None = 4) -> None:
+    def __init__(self, inner: "AnalogBackend", cosim_solve: CosimSolve, *, every: int = 50,
+                 max_samples: int | None = 4, columns: int = 2) -> None:
+        if not isinstance(inner, AnalogBackend):
+            raise BackendError(f"co-simulation sampling needs an AnalogBackend to compare with, got "
+                               f"{type(inner).__name__}")
         if every < 1:
-            raise BackendError(f"cosim sampling period every = {every} is invalid: use 1 or more prepared factors")
+            raise BackendError(f"cosim sampling period every = {every} is invalid: use 1 or more programmed factors")
         if max_samples is not None and max_samples < 1:
             raise BackendError(f"max_samples = {max_samples} is invalid: use None or at least 1")
+        if columns < 1:
+            raise BackendError(f"columns = {columns} is invalid: compare at least one right-hand side")
         self.inner = inner
         self.cosim_solve = cosim_solve
         self.every = every
         self.max_samples = max_samples
+        self.columns = columns
         self.name = f"{inner.name}+cosim"
         self.max_size = inner.max_size
-        self.analog = inner.analog
         self.comparisons: list[CosimComparison] = []
         self._prepared = 0
 
@@ -278,17 +638,20 @@ class CosimSampledBackend(InverseBackend):
             self.max_samples is None or len(self.comparisons) < self.max_samples
         )
         self._prepared += 1
-        return _SampledSolver(inner, matrix.to(torch.float64), self, label, sampled)
+        return _SampledSolver(inner, self, label, sampled)
 
-    def _compare(self, label: str, matrix: torch.Tensor, rhs: torch.Tensor, model_x: torch.Tensor) -> None:
-        a = matrix.numpy()
-        b = rhs.to(torch.float64).numpy()
-        cosim_x = np.asarray(self.cosim_solve(a, b), dtype=np.float64)
+    def _compare(self, label: str, solver: "_AnalogSolver") -> None:
+        a = solver.scaled
+        active = np.flatnonzero(np.any(solver.first_pass_rhs != 0.0, axis=0))[: self.columns]
+        b = solver.first_pass_rhs[:, active]
+        model = solver.first_pass_x[:, active]
+        started = time.perf_counter()
+        cosim_x = np.asarray(self.cosim_solve(a, b, solver.config), dtype=np.float64)
+        elapsed = time.perf_counter() - started
         if cosim_x.shape != b.shape:
             raise BackendError(
                 f"co-simulation returned shape {cosim_x.shape} for right-hand sides of shape {b.shape}"
             )
-        model = model_x.numpy()
         b_norm = np.linalg.norm(b) or 1.0
         comparison = CosimComparison(
             label=label,
@@ -297,15 +660,77 @@ class CosimSampledBackend(InverseBackend):
             relative_difference=float(np.linalg.norm(cosim_x - model) / (np.linalg.norm(model) or 1.0)),
             relative_residual_cosim=float(np.linalg.norm(a @ cosim_x - b) / b_norm),
             relative_residual_model=float(np.linalg.norm(a @ model - b) / b_norm),
+            wall_time_s=elapsed,
         )
         self.comparisons.append(comparison)
         log.info(
-            "co-simulation check of %s (%dx%d, %d columns): relative difference to the model %.3g, "
+            "co-simulation check of %s (%dx%d, %d columns, %.1f s): relative difference to the model %.3g, "
             "residual co-simulation %.3g, model %.3g",
-            label, comparison.size, comparison.size, comparison.columns, comparison.relative_difference,
-            comparison.relative_residual_cosim, comparison.relative_residual_model,
+            label, comparison.size, comparison.size, comparison.columns, elapsed,
+            comparison.relative_difference, comparison.relative_residual_cosim, comparison.relative_residual_model,
         )
 
     def describe(self) -> str:
         limit = "no limit" if self.max_samples is None else f"at most {self.max_samples}"
-        return f"{self.inner.describe()}; co-simulation check of every {self.every}th factor ({limit})"
+        return (f"{self.inner.describe()}; co-simulation check of every {self.every}th programmed factor "
+                f"({limit}, {self.columns} columns each)")
+
+
+def cosim_solve_function(*, simulator: str = "verilator", backend: str = "cosim") -> CosimSolve:
+    """Return a `CosimSolve` hook on the host driver, ``amc.tb.host.solve``.
+
+    Each column is one job through the controller: the macro configuration
+    (with its seed) goes in as ``ControllerParams(macro=config)``.
+
+    Parameters
+    ----------
+    simulator : {"verilator", "icarus"}
+        HDL simulator of the cosim backend.
+    backend : {"cosim", "amaranth", "model"}
+        Host backend; "model" (register-level controller model) runs in
+        seconds and exercises the same host code as the co-simulation.
+    """
+    try:
+        from ..rtl.params import ControllerParams
+        from ..tb import host
+    except ImportError as error:
+        raise BackendError(f"the co-simulation host driver (amc.tb.host) cannot be imported: {error}") from error
+    if backend not in host.BACKENDS:
+        raise BackendError(f"host backend {backend!r} is unknown; use one of {', '.join(host.BACKENDS)}")
+
+    def cosim_solve(a: np.ndarray, b: np.ndarray, config) -> np.ndarray:
+        params = ControllerParams(macro=config)
+        columns = [host.solve(a, b[:, k], params, backend=backend, simulator=simulator).values
+                   for k in range(b.shape[1])]
+        return np.stack(columns, axis=1)
+
+    return cosim_solve
+
+
+def analog_backend_factory(config, *, refine_steps: int = 0, equilibrate: bool = True,
+                           fidelity: str = "settled", differential: bool | None = True,
+                           read_noise_margin: float = 4.0, cosim_every: int | None = None, cosim_max: int | None = 4,
+                           cosim_columns: int = 2, simulator: str = "verilator", cosim_backend: str = "cosim",
+                           cosim_solve: CosimSolve | None = None):
+    """Return ``factory(seed) -> InverseBackend`` for the analog K-FAC runs.
+
+    The run seed becomes the macro's device seed. With ``cosim_every`` the
+    backend samples programmed factors through the co-simulation (see
+    `CosimSampledBackend`); ``cosim_solve`` replaces the host-driver hook.
+    """
+    hook = None
+    if cosim_every is not None:
+        hook = cosim_solve if cosim_solve is not None else cosim_solve_function(simulator=simulator,
+                                                                                  backend=cosim_backend)
+    # Fail on a bad configuration before any training.
+    options = dict(refine_steps=refine_steps, equilibrate=equilibrate, fidelity=fidelity, differential=differential,
+                   read_noise_margin=read_noise_margin)
+    AnalogBackend(config, **options)
+
+    def factory(seed: int) -> InverseBackend:
+        backend = AnalogBackend(config.replace(seed=seed), **options)
+        if hook is None:
+            return backend
+        return CosimSampledBackend(backend, hook, every=cosim_every, max_samples=cosim_max, columns=cosim_columns)
+
+    return factory

@@ -70,7 +70,9 @@ class InversionRecord:
     passes : int
         Analog passes per column (1 + iterative-refinement steps).
     info : dict
-        Backend diagnostics (settling time, eigenvalue bounds, residuals).
+        Backend diagnostics (settling time, eigenvalue bounds, residuals,
+        analog operations); the solver's own dict, so solves after the
+        refresh update it.
     """
 
     step: int
@@ -395,7 +397,7 @@ class KFAC(torch.optim.Optimizer):
                 event.step, label, damping, applied, event.min_real_eigenvalue,
             )
         record = InversionRecord(self.steps, layer, tag, matrix.shape[0], damping, applied,
-                                 passes=solver.passes, info=dict(solver.info))
+                                 passes=solver.passes, info=solver.info)
         self.inversion_log.append(record)
         return solver, record
 
