@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 
 @pytest.fixture(scope="session")
@@ -13,8 +14,11 @@ def digits():
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    # The tests run two pytest workers on two cores; one torch thread each.
+    # The tests run two pytest workers on two cores: one torch and one BLAS
+    # thread each, because oversubscribed BLAS threads slow the analog
+    # model's eigenvalue routines by orders of magnitude.
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(previous)
