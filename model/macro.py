@@ -554,8 +554,9 @@ class AnalogMacro:
         touched = np.any(np.abs(steady) > rail, axis=0)
         if nominal.uses_expm:
             # NOTE: without a modal bound only the steady state, the samples
-            # and the final state are checked against the rails.
-            touched |= np.any(np.abs(sampled) >= rail, axis=0)
+            # and the state at the disable are checked against the rails.
+            ends = steady + end_propagator @ deviation
+            touched |= np.any(np.abs(sampled) >= rail, axis=0) | np.any(np.abs(ends) >= rail, axis=0)
         elif not touched.all():
             # A steady state beyond the rails already marks the operation, so
             # only the others need the rail proof.

@@ -204,7 +204,7 @@ class Trajectory:
         self._saturation_state = self.linear.states(tau / self.analysis.rate_rad_per_s)
 
     def _verify_until(self, tau: float) -> None:
-        if self._scan != RailScan.RUNNING or tau <= self._verified_tau:
+        if self._saturation_tau is not None or self._scan != RailScan.RUNNING or tau <= self._verified_tau:
             return
         verified, status = scan_rails(
             self.analysis, self.linear.steady_state[:, None], self.linear.coefficients[:, None],

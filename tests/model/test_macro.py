@@ -323,3 +323,33 @@ def test_batch_rejects_unknown_channel():
     macro, state = _setup(IDEAL)
     with pytest.raises(ValueError, match="must be line op-amps of the circuit"):
         macro.run_operations(state, np.zeros((N, 1), dtype=int), [7], [0], 10)
+
+
+def test_batch_matches_events_on_expm_route():
+    # Each row carries 100 uS of cells, equal to G_f, so the TIA and inverter
+    # poles coincide and the analysis falls back to the matrix exponential.
+    config = MacroConfig(array=ArrayParams(rows=2, cols=2), nonideal=NonIdealities.ideal())
+    g_pos = np.array([[40.0, 1.0], [30.0, 20.0]]) * 1e-6
+    g_neg = np.array([[1.0, 58.0], [25.0, 25.0]]) * 1e-6
+    state = make_switch_state(mode_by_name("MVM"), 2, 2, config, signed=True)
+    codes = np.array([[100, -60, 7], [-30, 90, -120]])
+    offsets = np.array([30_000, 130_000])
+
+    batch_macro = AnalogMacro(config)
+    batch_macro.program_backdoor(0, g_pos, g_neg)
+    assert batch_macro.analysis(state).uses_expm
+    batch = batch_macro.run_operations(state, codes, [0, 1], offsets, 230_000, start_time_ps=0)
+
+    event_macro = AnalogMacro(config)
+    event_macro.program_backdoor(0, g_pos, g_neg)
+    for k in range(codes.shape[1]):
+        event_macro.load_dac(0, int(codes[0, k]))
+        event_macro.load_dac(1, int(codes[1, k]))
+        start = k * 230_000
+        event_macro.enable(start, state)
+        for channel, offset in enumerate(offsets):
+            sample = event_macro.sample(start + int(offset), channel)
+            assert sample.code == batch.codes[channel, k]
+            assert sample.volts == pytest.approx(batch.volts[channel, k], abs=1e-6)
+        event_macro.disable(start + 230_000)
+    assert np.allclose(batch_macro.held_outputs(), event_macro.held_outputs(), atol=1e-6)
