@@ -13,7 +13,10 @@ Circuit model, identical to the ngspice reference netlists of this project:
   ``v_k = sum_d g_kd u_d / D_k`` with ``D_k = sum_d g_kd`` (Kirchhoff's current law).
 - A sensed line (op-amp input) is joined to every enabled driven line of the
   other set by the positive-half cell, and, for signed operations, by the
-  negative-half cell to the output of that line's inverter.
+  negative-half cell to the output of that line's inverter. With HALF_NEG
+  (single-cell access) the negative-half cell takes the place of the positive one.
+- A TIA has the feedback conductance G_f (OPA_FEEDBACK_GF), or G_v of the
+  verify read (OPA_FEEDBACK_GV, `ProgrammingParams.g_verify_S`).
 - A unity-gain inverter (input and feedback conductance ``g_inverter_S``) per
   driven line drives the negative half with the negated line voltage. Its
   summing node is the mean of its input and its own output. Inverters are
@@ -175,6 +178,14 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         cells_neg = None if g_neg_S is None else g_neg_S[np.ix_(driven, sensed)].T
     if state.signed and cells_neg is None:
         raise CircuitBuildError("a signed operation needs the negative half-array conductances, got None")
+    if state.half_negative:
+        # HALF_NEG routes the DACs and op-amps to the negative half instead of
+        # the positive one (single-cell access of a differential pair).
+        if state.signed or cells_neg is None:
+            raise CircuitBuildError(
+                "HALF_NEG needs an unsigned operation and the negative half-array conductances"
+            )
+        cells_pos, cells_neg = cells_neg, None
 
     # Which voltage drives each enabled line of the driven set.
     closed_loop = bool(flags & Conn.OPA_DRIVE_COLS)
@@ -193,7 +204,11 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
     injects = bool(flags & Conn.DAC_ROWS_GIN)
     if injects and sensed_set is not LineSet.ROWS:
         raise CircuitBuildError(f"mode {mode.name}: DAC_ROWS_GIN needs op-amps that sense the rows")
-    feedback = bool(flags & Conn.OPA_FEEDBACK_GF)
+    feedback_gf = bool(flags & Conn.OPA_FEEDBACK_GF)
+    feedback_gv = bool(flags & Conn.OPA_FEEDBACK_GV)
+    if feedback_gf and feedback_gv:
+        raise CircuitBuildError(f"mode {mode.name} closes both feedback conductances G_f and G_v; flags {flags!r}")
+    feedback_S = circuit_params.g_f_S if feedback_gf else config.programming.g_verify_S if feedback_gv else None
 
     n_line = len(sensed)
     n_inv = len(driven) if state.signed else 0
@@ -224,8 +239,8 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         conductance[inverter_state, inverter_state] += g_inv
     if injects:
         conductance[line_rows, [source_index[int(line)] for line in sensed]] += circuit_params.g_in_S
-    if feedback:
-        conductance[line_rows, line_rows] += circuit_params.g_f_S
+    if feedback_S is not None:
+        conductance[line_rows, line_rows] += feedback_S
 
     node_total = conductance.sum(axis=1)
     if np.any(node_total <= 0.0):

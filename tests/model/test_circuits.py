@@ -9,7 +9,8 @@ from amc.model.circuits import OpAmpRole, build_circuit
 from amc.model.config import ArrayParams, CircuitParams, MacroConfig, NonIdealities
 from amc.model.errors import CircuitBuildError
 from amc.model.macro import make_switch_state
-from amc.model.switch_matrix import SwitchState, mode_by_name
+from amc.model.statespace import CircuitAnalysis
+from amc.model.switch_matrix import Conn, SwitchState, decode_switch_state, mode_by_name
 
 CONFIG = MacroConfig(array=ArrayParams(rows=4, cols=3), nonideal=NonIdealities.ideal())
 RNG = np.random.default_rng(11)
@@ -96,3 +97,29 @@ def test_switch_state_helper_checks_size():
         make_switch_state(mode_by_name("MVM"), 5, 3, CONFIG)
     with pytest.raises(CircuitBuildError, match="array index 4 is out of range"):
         make_switch_state(mode_by_name("MVM"), 1, 1, CONFIG, array=4)
+
+
+@pytest.mark.parametrize("half_negative", [False, True])
+def test_verify_read_of_one_cell(half_negative):
+    mode = mode_by_name("VERIFY")
+    conn = int(mode.conn) | (int(Conn.HALF_NEG) if half_negative else 0)
+    state = decode_switch_state(conn, 0b1, 1 << 2, 1 << 1, 4, 3, 1)
+    circuit = build_circuit(state, G_POS, G_NEG, CONFIG)
+    g_cell = (G_NEG if half_negative else G_POS)[2, 1]
+    g_v = CONFIG.programming.g_verify_S
+    assert circuit.sensed_lines.tolist() == [1]
+    assert circuit.source_channels.tolist() == [2]
+    assert np.allclose(circuit.output_weights, [[g_v / (g_v + g_cell)]])
+    assert np.allclose(circuit.source_weights, [[g_cell / (g_v + g_cell)]])
+
+    read_V = CONFIG.programming.read_V
+    steady = CircuitAnalysis(circuit).steady_state([read_V])[0]
+    gain = CONFIG.opamp.open_loop_gain
+    expected = -read_V * g_cell / (g_v + (g_v + g_cell) / gain)
+    assert steady == pytest.approx(expected, rel=1e-12)
+
+
+def test_program_mode_has_no_circuit():
+    state = decode_switch_state(int(mode_by_name("PROGRAM").conn), 0b1, 1, 1, 4, 3, 1)
+    with pytest.raises(CircuitBuildError, match="exactly one of OPA_SENSE_ROWS and OPA_SENSE_COLS"):
+        build_circuit(state, G_POS, G_NEG, CONFIG)
