@@ -208,7 +208,11 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
     feedback_gv = bool(flags & Conn.OPA_FEEDBACK_GV)
     if feedback_gf and feedback_gv:
         raise CircuitBuildError(f"mode {mode.name} closes both feedback conductances G_f and G_v; flags {flags!r}")
-    feedback_S = circuit_params.g_f_S if feedback_gf else config.programming.g_verify_S if feedback_gv else None
+    feedback_S = None
+    if feedback_gf:
+        feedback_S = circuit_params.g_f_S
+    elif feedback_gv:
+        feedback_S = config.programming.g_verify_S
 
     n_line = len(sensed)
     n_inv = len(driven) if state.signed else 0
