@@ -11,10 +11,11 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .interfaces import AdcSignature, AnalogSignature, AXI4LiteSignature, DacSignature, SwitchSignature
+from .interfaces import AdcSignature, AnalogSignature, AXI4LiteSignature, DacSignature, PulseSignature, SwitchSignature
 from .params import ControllerParams
 from .register_file import RegisterFile
 from .sequencer import Sequencer, SequencerState
+from .write_verify import WvState
 
 __all__ = ["AmcController", "controller_signature"]
 
@@ -23,13 +24,15 @@ def controller_signature(params: ControllerParams) -> wiring.Signature:
     """Return the port signature of `AmcController` for `params`."""
     p = params
     return wiring.Signature({
-        "axil": In(AXI4LiteSignature(addr_width=p.ADDR_WIDTH, data_width=p.DATA_WIDTH)),
+        "axil": In(AXI4LiteSignature(addr_width=p.addr_width, data_width=p.DATA_WIDTH)),
         "sw": Out(SwitchSignature(p)),
         "dac": Out(DacSignature(p)),
         "analog": Out(AnalogSignature()),
         "adc": Out(AdcSignature(p)),
+        "pulse": Out(PulseSignature(p)),
         "irq": Out(1),
         "seq_state": Out(SequencerState),
+        "wv_state": Out(WvState),
     })
 
 
@@ -55,8 +58,12 @@ class AmcController(wiring.Component):
         ADC handshake.
     irq : Out(1)
         Interrupt: an operation finished or an error bit is set.
+    pulse : Out(PulseSignature)
+        Programming pulse to the cell the switch word selects.
     seq_state : Out(SequencerState)
         Sequencer state, for waveforms and tests.
+    wv_state : Out(WvState)
+        Write-verify engine state, for waveforms and tests.
     """
 
     def __init__(self, params: ControllerParams | None = None):
@@ -83,11 +90,13 @@ class AmcController(wiring.Component):
         wiring.connect(m, seq.dac, wiring.flipped(self.dac))
         wiring.connect(m, seq.analog, wiring.flipped(self.analog))
         wiring.connect(m, seq.adc, wiring.flipped(self.adc))
+        wiring.connect(m, seq.pulse, wiring.flipped(self.pulse))
         m.d.comb += [
             seq.abort.eq(regs.abort),
             regs.seq_busy.eq(seq.busy),
             regs.converted.eq(seq.converted),
             self.irq.eq(regs.irq),
             self.seq_state.eq(seq.state),
+            self.wv_state.eq(regs.wv_state),
         ]
         return m

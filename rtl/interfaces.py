@@ -19,9 +19,14 @@ ARRAY_FIELD_WIDTH = 8
 COUNT_FIELD_WIDTH = 16
 """Width of the ROWS_ACTIVE and COLS_ACTIVE register fields, in bits."""
 
+PULSE_WIDTH_BITS = 16
+"""Width of the pulse-width field (clock cycles), in bits."""
+
 __all__ = [
     "ARRAY_FIELD_WIDTH",
     "COUNT_FIELD_WIDTH",
+    "PULSE_WIDTH_BITS",
+    "PulseSignature",
     "AXI4LiteSignature",
     "SwitchSignature",
     "DacSignature",
@@ -130,6 +135,20 @@ class AdcSignature(wiring.Signature):
         })
 
 
+class PulseSignature(wiring.Signature):
+    """Programming pulse: ``polarity`` (1 SET, 0 RESET), ``amplitude`` and ``width`` are stable
+    one cycle before ``active`` rises; ``active`` stays high for ``width`` cycles. The cell is the
+    one selected by the switch word (PROGRAM mode)."""
+
+    def __init__(self, params: ControllerParams):
+        super().__init__({
+            "active": Out(1),
+            "polarity": Out(1),
+            "amplitude": Out(params.amplitude_bits),
+            "width": Out(PULSE_WIDTH_BITS),
+        })
+
+
 def operation_layout(params: ControllerParams) -> data.StructLayout:
     """Layout of one analog operation as the sequencer accepts it.
 
@@ -147,6 +166,14 @@ def operation_layout(params: ControllerParams) -> data.StructLayout:
         "settle": unsigned(params.counter_width),
         "watchdog": unsigned(params.counter_width),
         "out_mask": unsigned(params.lines),
+        # Single-cell modes (VERIFY, PROGRAM) only:
+        "cell_row": unsigned(params.row_width),
+        "cell_col": unsigned(params.col_width),
+        "half": unsigned(1),
+        "dac_code": unsigned(params.dac_bits),
+        "polarity": unsigned(1),
+        "amplitude": unsigned(params.amplitude_bits),
+        "width": unsigned(PULSE_WIDTH_BITS),
     })
 
 
@@ -159,4 +186,6 @@ def result_layout(params: ControllerParams) -> data.StructLayout:
         "conv_timeout": unsigned(1),
         "clip_count": unsigned(params.count_width),
         "cycles": unsigned(32),
+        "code": unsigned(params.adc_bits),
+        "overrange": unsigned(1),
     })

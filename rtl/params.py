@@ -50,8 +50,6 @@ class ControllerParams:
     DATA_WIDTH = 32
     """AXI4-Lite data width in bits (fixed by the register map)."""
 
-    ADDR_WIDTH = 12
-    """AXI4-Lite byte address width in bits: a 4 KiB register window."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.macro, MacroConfig):
@@ -132,6 +130,49 @@ class ControllerParams:
         return bits_for(self.n_arrays - 1)
 
     @property
+    def row_width(self) -> int:
+        """Width of a row index."""
+        return bits_for(self.rows - 1)
+
+    @property
+    def col_width(self) -> int:
+        """Width of a column index."""
+        return bits_for(self.cols - 1)
+
+    @property
+    def cells(self) -> int:
+        """Cells of one half-array, the depth of the write-verify target and result buffers."""
+        return self.rows * self.cols
+
+    @property
+    def cell_index_width(self) -> int:
+        return bits_for(self.cells - 1)
+
+    @property
+    def cell_window_bytes(self) -> int:
+        """Bytes of the address window of one per-cell buffer (a power of two)."""
+        return 4 * (1 << bits_for(self.cells - 1))
+
+    @property
+    def target_base(self) -> int:
+        """Byte address of the write-verify target buffer."""
+        return max(0x1000, self.cell_window_bytes)
+
+    @property
+    def result_base(self) -> int:
+        """Byte address of the write-verify per-cell result buffer."""
+        return self.target_base + self.cell_window_bytes
+
+    @property
+    def addr_width(self) -> int:
+        """AXI4-Lite byte address width in bits, enough for the per-cell buffers."""
+        return bits_for(self.result_base + self.cell_window_bytes - 1)
+
+    @property
+    def amplitude_bits(self) -> int:
+        return self.macro.programming.amplitude_bits
+
+    @property
     def mask_words(self) -> int:
         """Number of 32-bit words of the output channel mask."""
         return math.ceil(self.lines / self.DATA_WIDTH)
@@ -155,6 +196,55 @@ class ControllerParams:
     @property
     def clock_hz(self) -> float:
         return 1e12 / self.clock_period_ps
+
+    # Reset values of the write-verify registers, from ProgrammingParams.
+
+    @property
+    def default_set_start_code(self) -> int:
+        prog = self.macro.programming
+        return prog.amplitude_code(prog.set_start_V, prog.gate_lsb_V)
+
+    @property
+    def default_set_step_code(self) -> int:
+        prog = self.macro.programming
+        return max(1, prog.amplitude_code(prog.set_step_V, prog.gate_lsb_V))
+
+    @property
+    def default_reset_start_code(self) -> int:
+        prog = self.macro.programming
+        return prog.amplitude_code(prog.reset_start_V, prog.source_line_lsb_V)
+
+    @property
+    def default_reset_step_code(self) -> int:
+        prog = self.macro.programming
+        return max(1, prog.amplitude_code(prog.reset_step_V, prog.source_line_lsb_V))
+
+    @property
+    def default_pulse_width_cycles(self) -> int:
+        return self.cycles_for(self.macro.programming.pulse_width_s)
+
+    @property
+    def default_read_code(self) -> int:
+        """DAC code of the verify read voltage."""
+        dac = self.macro.dac
+        code = round(self.macro.programming.read_V / dac.lsb_V)
+        return int(min(max(code, dac.code_min), dac.code_max))
+
+    @property
+    def default_verify_settle_cycles(self) -> int:
+        """Settle cycles of a verify read.
+
+        The verify TIA with one cell of conductance G has a single closed-loop
+        pole at 2 pi GBW G_v / (G_v + G); with G = g_max this is the slowest
+        case. Settling to half an ADC LSB of full scale from an output that
+        may start anywhere in the range takes ln(2^(bits+1)) time constants;
+        the factor 1.5 is a margin for the op-amp's finite gain and read noise.
+        """
+        config = self.macro
+        g_v = config.programming.g_verify_S
+        pole = 2 * math.pi * config.opamp.gbw_Hz * g_v / (g_v + config.array.g_max_S)
+        seconds = 1.5 * math.log(2.0 ** (config.adc.bits + 1)) / pole
+        return self.cycles_for(seconds)
 
 
 def params_to_dict(params: ControllerParams) -> dict:

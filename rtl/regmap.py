@@ -25,6 +25,8 @@ __all__ = [
     "VERSION",
     "ADC_WORD_OVERRANGE",
     "ADC_WORD_VALID",
+    "RESULT_WORD_PASS",
+    "RESULT_WORD_FAIL",
 ]
 
 ID_MAGIC = 0x414D_4331
@@ -99,6 +101,7 @@ class ErrorBit(enum.IntEnum):
     CONV_TIMEOUT = 10
     INVALID_CONFIG = 11
     BUS_ERROR = 12
+    WV_CELL_FAIL = 13
 
 
 ERROR_DOCS = {
@@ -108,6 +111,7 @@ ERROR_DOCS = {
     ErrorBit.INVALID_CONFIG: "START was rejected because the configuration is invalid; see INVALID_REASON",
     ErrorBit.BUS_ERROR: "a bus access was rejected with SLVERR (unmapped address, read-only register, "
                         "or configuration write while busy)",
+    ErrorBit.WV_CELL_FAIL: "write-verify marked at least one cell failed (see WV_CELLS_FAILED and the RESULT buffer)",
 }
 
 
@@ -125,6 +129,10 @@ class InvalidReason(enum.IntEnum):
     ZERO_SETTLE = 8
     ZERO_WATCHDOG = 9
     ENGINE_MODE = 10
+    WV_ARRAY_OUT_OF_RANGE = 11
+    WV_REGION = 12
+    WV_ZERO_PULSES = 13
+    WV_ZERO_WIDTH = 14
 
 
 INVALID_REASON_DOCS = {
@@ -139,7 +147,18 @@ INVALID_REASON_DOCS = {
     InvalidReason.ZERO_SETTLE: "SETTLE_CYCLES is 0",
     InvalidReason.ZERO_WATCHDOG: "WATCHDOG_CYCLES is 0",
     InvalidReason.ENGINE_MODE: "MODE.mode is issued only by the write-verify engine; start it with WV_CTRL",
+    InvalidReason.WV_ARRAY_OUT_OF_RANGE: "WV_ARRAY.array is not below the number of arrays",
+    InvalidReason.WV_REGION: "WV_ROWS or WV_COLS: first above last, or last outside the array",
+    InvalidReason.WV_ZERO_PULSES: "WV_MAX_PULSES is 0",
+    InvalidReason.WV_ZERO_WIDTH: "WV_PULSE_WIDTH is 0",
 }
+"""Write-verify starts are also rejected with ZERO_SETTLE (WV_SETTLE is 0) and ZERO_WATCHDOG."""
+
+RESULT_WORD_PASS = 8
+"""Bit of a write-verify result word set when the cell passed."""
+
+RESULT_WORD_FAIL = 9
+"""Bit of a write-verify result word set when the cell failed (max pulses reached)."""
 
 ADC_WORD_OVERRANGE = 16
 """Bit of an ADC result word that flags an over-range conversion."""
@@ -181,12 +200,14 @@ class RegisterMap:
                      reset=p.counter_width),
             Register("CTRL", 0x040, Access.WO, "control strobes", (
                 Field("start", 0, 1, "write 1: check the configuration and start an operation"),
-                Field("abort", 1, 1, "write 1: stop the running operation and open all switches"),
+                Field("abort", 1, 1, "write 1: stop the running operation or write-verify run and open all switches"),
             )),
             Register("STATUS", 0x044, Access.RW1C, "status; DONE, ABORTED and error bits are sticky", (
                 Field("busy", 0, 1, "an operation is running (read-only)"),
                 Field("done", 1, 1, "the last operation finished"),
-                Field("aborted", 2, 1, "the last operation was aborted"),
+                Field("aborted", 2, 1, "the last operation or write-verify run was aborted"),
+                Field("wv_busy", 3, 1, "a write-verify run is in progress (read-only)"),
+                Field("wv_done", 4, 1, "the last write-verify run finished"),
                 *(Field(bit.name.lower(), int(bit), 1, ERROR_DOCS[bit]) for bit in ErrorBit),
             )),
             Register("MODE", 0x048, Access.RW, "operation mode", (
@@ -212,17 +233,58 @@ class RegisterMap:
                          reset=_mask_word(p.lines, k))
                 for k in range(p.mask_words)
             ),
+            Register("WV_CTRL", 0x0C0, Access.WO, "write-verify control", (
+                Field("start", 0, 1, "write 1: check the write-verify registers and program the region"),
+            )),
+            Register("WV_ARRAY", 0x0C4, Access.RW, "array and half-array to program", (
+                Field("array", 0, 8, "array index"),
+                Field("half", 8, 1, "0: positive half, 1: negative half"),
+            )),
+            Register("WV_ROWS", 0x0C8, Access.RW, "rows of the region, inclusive", (
+                Field("first", 0, 8, "first row"), Field("last", 8, 8, "last row"),
+            ), reset=(p.rows - 1) << 8),
+            Register("WV_COLS", 0x0CC, Access.RW, "columns of the region, inclusive", (
+                Field("first", 0, 8, "first column"), Field("last", 8, 8, "last column"),
+            ), reset=(p.cols - 1) << 8),
+            Register("WV_SET", 0x0D0, Access.RW, "SET gate-voltage amplitude codes", (
+                Field("start", 0, 12, "amplitude of the first SET pulse after a polarity change"),
+                Field("step", 16, 12, "added per consecutive SET pulse"),
+            ), reset=p.default_set_start_code | (p.default_set_step_code << 16)),
+            Register("WV_RESET", 0x0D4, Access.RW, "RESET source-line amplitude codes", (
+                Field("start", 0, 12, "amplitude of the first RESET pulse after a polarity change"),
+                Field("step", 16, 12, "added per consecutive RESET pulse"),
+            ), reset=p.default_reset_start_code | (p.default_reset_step_code << 16)),
+            Register("WV_PULSE_WIDTH", 0x0D8, Access.RW, "pulse width in clock cycles",
+                     reset=p.default_pulse_width_cycles),
+            Register("WV_TOLERANCE", 0x0DC, Access.RW, "pass window: |code - target| <= tolerance (ADC codes)",
+                     reset=p.macro.programming.tolerance_codes),
+            Register("WV_MAX_PULSES", 0x0E0, Access.RW, "pulses after which a cell fails",
+                     reset=p.macro.programming.max_pulses),
+            Register("WV_READ_CODE", 0x0E4, Access.RW, "DAC code of the verify read voltage (two's complement)",
+                     reset=p.default_read_code & ((1 << p.dac_bits) - 1)),
+            Register("WV_SETTLE", 0x0E8, Access.RW, "settle cycles of each verify read",
+                     reset=p.default_verify_settle_cycles),
+            Register("WV_CELLS_DONE", 0x0EC, Access.RO, "cells finished (passed or failed) in the current or last run"),
+            Register("WV_CELLS_FAILED", 0x0F0, Access.RO, "cells failed in the current or last run"),
+            Register("WV_PULSES", 0x0F4, Access.RO, "pulses applied in the current or last run"),
+            Register("WV_CYCLES", 0x0F8, Access.RO, "clock cycles of the current or last run"),
         )
         self.dac = Buffer("DAC", self.DAC_BASE, p.lines, Access.RW,
                           "DAC code of each input line, two's complement in the low DAC_BITS bits")
         self.adc = Buffer("ADC", self.ADC_BASE, p.lines, Access.RO,
                           "ADC result of each channel: bits 15:0 code (sign-extended), "
                           f"bit {ADC_WORD_OVERRANGE} over-range, bit {ADC_WORD_VALID} valid")
+        self.target = Buffer("TARGET", p.target_base, p.cells, Access.RW,
+                             "write-verify target ADC code of cell (r, c) at index r * COLS + c")
+        self.result = Buffer("RESULT", p.result_base, p.cells, Access.RO,
+                             "write-verify result of cell (r, c) at index r * COLS + c: bits 7:0 pulses, "
+                             f"bit {RESULT_WORD_PASS} passed, bit {RESULT_WORD_FAIL} failed")
         self._by_name = {reg.name: reg for reg in self.registers}
         offsets = [reg.offset for reg in self.registers]
         assert len(set(offsets)) == len(offsets), "register offsets must be unique"
         assert self.MASK_BASE + 4 * p.mask_words <= self.DAC_BASE
-        assert self.adc.offset + 4 * self.adc.depth <= (1 << p.ADDR_WIDTH)
+        assert self.adc.offset + 4 * self.adc.depth <= self.target.offset
+        assert self.result.offset + 4 * self.result.depth <= (1 << p.addr_width)
 
     def __getitem__(self, name: str) -> Register:
         try:
@@ -240,7 +302,7 @@ class RegisterMap:
             "# Register map",
             "",
             "Generated by `amc verilog`; do not edit by hand. AXI4-Lite, 32-bit data, "
-            f"{p.ADDR_WIDTH}-bit byte addresses. Unmapped addresses, writes to read-only "
+            f"{p.addr_width}-bit byte addresses. Unmapped addresses, writes to read-only "
             "registers and configuration writes while BUSY return SLVERR and set STATUS.bus_error.",
             "",
             f"Parameters: {p.rows} x {p.cols} cells, {p.n_arrays} arrays, {p.lines} DAC and ADC channels, "
@@ -251,7 +313,7 @@ class RegisterMap:
         ]
         for reg in self.registers:
             lines.append(f"| 0x{reg.offset:03x} | {reg.name} | {reg.access.name} | 0x{reg.reset:x} | {reg.doc} |")
-        for buf in (self.dac, self.adc):
+        for buf in (self.dac, self.adc, self.target, self.result):
             end = buf.offset + 4 * (buf.depth - 1)
             lines.append(f"| 0x{buf.offset:03x}-0x{end:03x} | {buf.name}[{buf.depth}] | {buf.access.name} | 0 | {buf.doc} |")
         lines += ["", "## Fields", ""]

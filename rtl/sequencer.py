@@ -15,22 +15,38 @@ One operation, cycle by cycle:
    cycle, wait for the converter (watchdog), store the code.
 7. ``FINISH``: lower enable, open every switch, report the result.
 
+Single-cell modes (the mode table's CELL_SELECT flag) load one DAC channel,
+``op.cell_row``, with ``op.dac_code`` and convert one channel, ``op.cell_col``;
+their code goes to the result record, not to the ADC buffer. PROGRAM skips
+the DAC load, the enable and the conversion: after CONFIGURE it presents the
+pulse (``PULSE_SETUP``), raises ``pulse.active`` (``PULSE_ON``) and holds it
+for ``op.width`` cycles (``PULSE``).
+
 ``abort`` moves any busy state to ``FINISH``. The state register is a port so
 waveforms show it, and `SequencerState` names its values.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..model.switch_matrix import MODES, LineSet
-from .interfaces import COUNT_FIELD_WIDTH, AdcSignature, AnalogSignature, DacSignature, SwitchSignature, operation_layout, result_layout
+from ..model.switch_matrix import MODES, Conn, LineSet
+from .interfaces import (
+    COUNT_FIELD_WIDTH,
+    AdcSignature,
+    AnalogSignature,
+    DacSignature,
+    PulseSignature,
+    SwitchSignature,
+    operation_layout,
+    result_layout,
+)
 from .params import ControllerParams
 from .switch_config import SwitchConfig
 
-__all__ = ["SequencerState", "Sequencer", "adc_entry_width"]
+__all__ = ["SequencerState", "Sequencer", "adc_entry_width", "mode_matches"]
 
 
 class SequencerState(enum.Enum, shape=4):
@@ -47,6 +63,15 @@ class SequencerState(enum.Enum, shape=4):
     CONV_START = 10
     CONV_WAIT = 11
     FINISH = 12
+    PULSE_SETUP = 13
+    PULSE_ON = 14
+    PULSE = 15
+
+
+def mode_matches(mode, predicate) -> Value:
+    """Return a 1-bit value: `mode` is the code of a mode-table entry for which `predicate` holds."""
+    codes = [entry.code for entry in MODES if predicate(entry)]
+    return Cat(*(mode == code for code in codes)).any() if codes else Const(0, 1)
 
 
 def adc_entry_width(params: ControllerParams) -> int:
@@ -90,6 +115,7 @@ class Sequencer(wiring.Component):
             "dac": Out(DacSignature(p)),
             "analog": Out(AnalogSignature()),
             "adc": Out(AdcSignature(p)),
+            "pulse": Out(PulseSignature(p)),
         })
 
     def elaborate(self, platform):
@@ -110,18 +136,27 @@ class Sequencer(wiring.Component):
         adc_clip = Signal()
         settle_timeout = Signal()
         conv_timeout = Signal()
+        last_code = Signal(p.adc_bits)
+        last_overrange = Signal()
 
         m.d.comb += switch.op.eq(op)
 
         inputs = Signal(COUNT_FIELD_WIDTH)
         outputs = Signal(COUNT_FIELD_WIDTH)
+        cell = Signal()
+        program = Signal()
         with m.Switch(op.mode):
             for entry in MODES:
                 with m.Case(entry.code):
-                    m.d.comb += [
-                        inputs.eq(op.rows if entry.inputs is LineSet.ROWS else op.cols),
-                        outputs.eq(op.rows if entry.outputs is LineSet.ROWS else op.cols),
-                    ]
+                    if entry.cell:
+                        # One input line and one output channel: the selected cell's.
+                        m.d.comb += [inputs.eq(1), outputs.eq(op.cell_col + 1), cell.eq(1)]
+                    else:
+                        m.d.comb += [
+                            inputs.eq(op.rows if entry.inputs is LineSet.ROWS else op.cols),
+                            outputs.eq(op.rows if entry.outputs is LineSet.ROWS else op.cols),
+                        ]
+                    m.d.comb += program.eq(int(bool(entry.conn & Conn.PULSE_DRIVERS)))
 
         state = self.state
         m.d.comb += [
@@ -136,6 +171,8 @@ class Sequencer(wiring.Component):
         # Strobes are registered and last one cycle.
         m.d.sync += [self.dac.load.eq(0), self.adc.start.eq(0)]
 
+
+
         with m.If(self.busy):
             m.d.sync += cycles.eq(cycles + 1)
 
@@ -147,21 +184,27 @@ class Sequencer(wiring.Component):
                         index.eq(0),
                         cycles.eq(1),
                         clip_count.eq(0),
-                        self.converted.eq(0),
                         aborted.eq(0),
                         adc_clip.eq(0),
                         settle_timeout.eq(0),
                         conv_timeout.eq(0),
-                        state.eq(S.DAC_ADDR),
                     ]
+                    incoming = self.cmd.payload.mode
+                    with m.If(~mode_matches(incoming, lambda entry: entry.cell)):
+                        # The ADC valid bits describe the host's last operation.
+                        m.d.sync += self.converted.eq(0)
+                    with m.If(mode_matches(incoming, lambda entry: bool(entry.conn & Conn.PULSE_DRIVERS))):
+                        m.d.sync += state.eq(S.CONFIGURE)
+                    with m.Else():
+                        m.d.sync += state.eq(S.DAC_ADDR)
 
             with m.Case(S.DAC_ADDR):
                 m.d.sync += state.eq(S.DAC_SETUP)
 
             with m.Case(S.DAC_SETUP):
                 m.d.sync += [
-                    self.dac.chan.eq(index),
-                    self.dac.code.eq(self.dac_rd.data),
+                    self.dac.chan.eq(Mux(cell, op.cell_row, index)),
+                    self.dac.code.eq(Mux(cell, op.dac_code, self.dac_rd.data)),
                     state.eq(S.DAC_STROBE),
                 ]
 
@@ -174,7 +217,24 @@ class Sequencer(wiring.Component):
 
             with m.Case(S.CONFIGURE):
                 m.d.comb += switch.apply.eq(1)
-                m.d.sync += state.eq(S.ENABLE)
+                m.d.sync += state.eq(Mux(program, S.PULSE_SETUP, S.ENABLE))
+
+            with m.Case(S.PULSE_SETUP):
+                m.d.sync += [
+                    self.pulse.polarity.eq(op.polarity),
+                    self.pulse.amplitude.eq(op.amplitude),
+                    self.pulse.width.eq(op.width),
+                    state.eq(S.PULSE_ON),
+                ]
+
+            with m.Case(S.PULSE_ON):
+                m.d.sync += [self.pulse.active.eq(1), timer.eq(op.width), state.eq(S.PULSE)]
+
+            with m.Case(S.PULSE):
+                with m.If(timer <= 1):
+                    m.d.sync += [self.pulse.active.eq(0), state.eq(S.FINISH)]
+                with m.Else():
+                    m.d.sync += timer.eq(timer - 1)
 
             with m.Case(S.ENABLE):
                 m.d.sync += [
@@ -193,14 +253,14 @@ class Sequencer(wiring.Component):
 
             with m.Case(S.SETTLE):
                 with m.If(timer == 1):
-                    m.d.sync += [index.eq(0), state.eq(S.CONV_NEXT)]
+                    m.d.sync += [index.eq(Mux(cell, op.cell_col, 0)), state.eq(S.CONV_NEXT)]
                 with m.Else():
                     m.d.sync += timer.eq(timer - 1)
 
             with m.Case(S.CONV_NEXT):
                 with m.If(index == outputs):
                     m.d.sync += state.eq(S.FINISH)
-                with m.Elif(op.out_mask.bit_select(index, 1)):
+                with m.Elif(cell | op.out_mask.bit_select(index, 1)):
                     m.d.sync += state.eq(S.CONV_SETUP)
                 with m.Else():
                     m.d.sync += index.eq(index + 1)
@@ -223,12 +283,15 @@ class Sequencer(wiring.Component):
                 with m.If(self.adc.busy):
                     m.d.sync += seen_busy.eq(1)
                 with m.If(seen_busy & self.adc.valid & ~self.adc.busy):
-                    m.d.comb += self.adc_wr.en.eq(1)
+                    m.d.comb += self.adc_wr.en.eq(~cell)
                     m.d.sync += [
-                        self.converted.bit_select(index, 1).eq(1),
+                        last_code.eq(self.adc.code),
+                        last_overrange.eq(self.adc.overrange),
                         index.eq(index + 1),
                         state.eq(S.CONV_NEXT),
                     ]
+                    with m.If(~cell):
+                        m.d.sync += self.converted.bit_select(index, 1).eq(1)
                     with m.If(self.adc.overrange):
                         m.d.sync += [adc_clip.eq(1), clip_count.eq(clip_count + 1)]
                 with m.Elif(timer == 1):
@@ -246,10 +309,12 @@ class Sequencer(wiring.Component):
                     self.rsp.payload.conv_timeout.eq(conv_timeout),
                     self.rsp.payload.clip_count.eq(clip_count),
                     self.rsp.payload.cycles.eq(cycles),
+                    self.rsp.payload.code.eq(last_code),
+                    self.rsp.payload.overrange.eq(last_overrange),
                 ]
                 m.d.sync += [self.analog.enable.eq(0), state.eq(S.IDLE)]
 
         with m.If(self.abort & self.busy & (state != S.FINISH)):
-            m.d.sync += [aborted.eq(1), state.eq(S.FINISH)]
+            m.d.sync += [aborted.eq(1), self.pulse.active.eq(0), state.eq(S.FINISH)]
 
         return m

@@ -56,19 +56,24 @@ class SwitchConfig(wiring.Component):
         p = self._params
 
         conn = Signal(CONN_WIDTH)
+        cell = Signal()
         with m.Switch(self.op.mode):
             for entry in MODES:
                 with m.Case(entry.code):
-                    m.d.comb += [conn.eq(int(entry.conn)), self.known.eq(1)]
+                    m.d.comb += [conn.eq(int(entry.conn)), cell.eq(int(entry.cell)), self.known.eq(1)]
             with m.Default():
                 m.d.comb += [conn.eq(0), self.known.eq(0)]
 
-        signed_conn = conn | Mux(self.op.signed, int(Conn.NEG_INVERTERS), 0)
-        # One-hot array select, and thermometer-coded line enables: line i is
-        # enabled when i < the active count.
+        option_conn = (conn | Mux(self.op.signed, int(Conn.NEG_INVERTERS), 0)
+                       | Mux(cell & self.op.half, int(Conn.HALF_NEG), 0))
+        # One-hot array select. Line enables are one-hot on the selected cell in
+        # single-cell modes, and thermometer-coded otherwise: line i is enabled
+        # when i < the active count.
         array_onehot = Cat(self.op.array == k for k in range(p.n_arrays))
-        row_en = Cat(Const(i, COUNT_FIELD_WIDTH) < self.op.rows for i in range(p.rows))
-        col_en = Cat(Const(i, COUNT_FIELD_WIDTH) < self.op.cols for i in range(p.cols))
+        row_en = Cat(Mux(cell, self.op.cell_row == i, Const(i, COUNT_FIELD_WIDTH) < self.op.rows)
+                     for i in range(p.rows))
+        col_en = Cat(Mux(cell, self.op.cell_col == i, Const(i, COUNT_FIELD_WIDTH) < self.op.cols)
+                     for i in range(p.cols))
 
         with m.If(self.clear):
             m.d.sync += [
@@ -79,7 +84,7 @@ class SwitchConfig(wiring.Component):
             ]
         with m.Elif(self.apply):
             m.d.sync += [
-                self.sw.conn.eq(signed_conn),
+                self.sw.conn.eq(option_conn),
                 self.sw.array.eq(array_onehot),
                 self.sw.row_en.eq(row_en),
                 self.sw.col_en.eq(col_en),

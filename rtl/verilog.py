@@ -15,6 +15,7 @@ from .controller import AmcController
 from .params import ControllerParams, params_to_dict
 from .regmap import RegisterMap
 from .sequencer import SequencerState
+from .write_verify import WvState
 
 __all__ = ["TOP_NAME", "LINT_WAIVERS", "GeneratedFiles", "convert", "generate", "lint", "state_filter_text"]
 
@@ -49,9 +50,9 @@ def convert(params: ControllerParams) -> str:
     return verilog.convert(AmcController(params), name=TOP_NAME, emit_src=False)
 
 
-def state_filter_text() -> str:
-    """Return a GTKWave translate filter that names the sequencer states (hex values)."""
-    return "".join(f"{state.value:X} {state.name}\n" for state in SequencerState)
+def state_filter_text(states=SequencerState) -> str:
+    """Return a GTKWave translate filter that names the values of enum `states` (hex values)."""
+    return "".join(f"{state.value:X} {state.name}\n" for state in states)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -74,7 +75,8 @@ def generate(params: ControllerParams, out_dir: Path) -> GeneratedFiles:
         f"{TOP_NAME}.v": convert(params),
         "mode_table.md": mode_table_markdown(),
         "registers.md": RegisterMap(params).markdown(),
-        "seq_state.filter": state_filter_text(),
+        "seq_state.filter": state_filter_text(SequencerState),
+        "wv_state.filter": state_filter_text(WvState),
         "parameters.json": json.dumps(params_to_dict(params), indent=2, sort_keys=True) + "\n",
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -101,4 +101,5 @@ def _traces(dut: AmcController) -> list:
         dut.dac.chan, dut.dac.code, dut.dac.load,
         dut.analog.enable, dut.analog.ready,
         dut.adc.start, dut.adc.chan, dut.adc.busy, dut.adc.valid, dut.adc.code, dut.adc.overrange,
+        dut.wv_state, dut.pulse.active, dut.pulse.polarity, dut.pulse.amplitude, dut.pulse.width,
     ]

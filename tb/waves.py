@@ -1,9 +1,10 @@
 """GTKWave save files for the controller's waveforms.
 
 Each cocotb test writes its own FST dump; `write_gtkw` writes a save file
-beside it that groups the bus, the sequencer state (named through a translate
-filter generated from `SequencerState`), the switch word and the analog-side
-ports, so ``gtkwave dump.fst dump.gtkw`` opens a readable view.
+beside it that groups the bus, the sequencer state, the switch word, the
+analog-side ports and the write-verify engine with its pulse port. The state
+registers are named through translate filters generated from `SequencerState`
+and `WvState`, so ``gtkwave dump.fst dump.gtkw`` opens a readable view.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from vcd.gtkw import GTKWSave
 
 from ..rtl.controller import controller_signature
 from ..rtl.params import ControllerParams
+from ..rtl.sequencer import SequencerState
 from ..rtl.verilog import TOP_NAME, state_filter_text
+from ..rtl.write_verify import WvState
 
 __all__ = ["GROUPS", "write_gtkw", "scope_for"]
 
@@ -26,6 +29,7 @@ GROUPS = (
     ("DAC", ("dac",)),
     ("Analog", ("analog",)),
     ("ADC", ("adc",)),
+    ("Write-verify", ("wv_state", "pulse")),
 )
 """Groups of the save file: title and the controller ports (or port prefixes) in it."""
 
@@ -57,8 +61,10 @@ def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simul
     """
     gtkw_path = Path(gtkw_path)
     gtkw_path.parent.mkdir(parents=True, exist_ok=True)
-    filter_path = gtkw_path.parent / "seq_state.filter"
-    filter_path.write_text(state_filter_text())
+    filters = {}
+    for port, states in (("seq_state", SequencerState), ("wv_state", WvState)):
+        filters[port] = gtkw_path.parent / f"{port}.filter"
+        filters[port].write_text(state_filter_text(states))
     scope = scope_for(simulator)
     ports = _ports(params)
 
@@ -74,9 +80,9 @@ def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simul
             with save.group(title, closed=False):
                 for name, width in members:
                     reference = f"{scope}.{name}" if width == 1 else f"{scope}.{name}[{width - 1}:0]"
-                    if name == "seq_state":
-                        save.trace(reference, alias="seq_state", datafmt="hex",
-                                   translate_filter_file=str(filter_path.resolve()))
+                    if name in filters:
+                        save.trace(reference, alias=name, datafmt="hex",
+                                   translate_filter_file=str(filters[name].resolve()))
                     elif name in ("dac__code", "adc__code"):
                         save.trace(reference, datafmt="signed")
                     else:

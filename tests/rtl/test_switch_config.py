@@ -13,8 +13,11 @@ from .sim_helpers import simulate
 PARAMS = ControllerParams()
 
 
-def _expected(entry, signed, array, rows, cols):
+def _expected(entry, signed, array, rows, cols, cell_row, cell_col, half):
     conn = int(entry.conn) | (int(Conn.NEG_INVERTERS) if signed else 0)
+    if entry.cell:
+        conn |= int(Conn.HALF_NEG) if half else 0
+        return conn, 1 << array, 1 << cell_row, 1 << cell_col
     return conn, 1 << array, (1 << rows) - 1, (1 << cols) - 1
 
 
@@ -22,11 +25,15 @@ def _expected(entry, signed, array, rows, cols):
 @pytest.mark.parametrize("signed", [False, True])
 def test_switch_word_matches_mode_table(entry, signed):
     dut = SwitchConfig(PARAMS)
-    cases = [(0, 1, 1), (1, 5, 7), (3, PARAMS.rows, PARAMS.cols), (2, 32, 17)]
+    cases = [(0, 1, 1, 0, 0, 0), (1, 5, 7, 3, 6, 1), (3, PARAMS.rows, PARAMS.cols, PARAMS.rows - 1, 0, 1),
+             (2, 32, 17, 0, PARAMS.cols - 1, 0)]
     seen = []
 
     async def bench(ctx):
-        for array, rows, cols in cases:
+        for array, rows, cols, cell_row, cell_col, half in cases:
+            ctx.set(dut.op.cell_row, cell_row)
+            ctx.set(dut.op.cell_col, cell_col)
+            ctx.set(dut.op.half, half)
             ctx.set(dut.op.mode, entry.code)
             ctx.set(dut.op.signed, int(signed))
             ctx.set(dut.op.array, array)
@@ -39,8 +46,8 @@ def test_switch_word_matches_mode_table(entry, signed):
                          ctx.get(dut.sw.col_en), ctx.get(dut.known)))
 
     simulate(dut, bench)
-    for (array, rows, cols), got in zip(cases, seen):
-        assert got[:4] == _expected(entry, signed, array, rows, cols)
+    for case, got in zip(cases, seen):
+        assert got[:4] == _expected(entry, signed, *case)
         assert got[4] == 1
 
 

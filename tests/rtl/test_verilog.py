@@ -35,7 +35,7 @@ def test_verilog_ports_follow_parameters():
     assert "output [7:0] sw__row_en;" in text
     assert "output [5:0] sw__col_en;" in text
     assert "output [1:0] sw__array;" in text
-    assert "input [11:0] axil__awaddr;" in text
+    assert f"input [{SMALL.addr_width - 1}:0] axil__awaddr;" in text
 
 
 @pytest.mark.parametrize("params", [ControllerParams(), SMALL], ids=["default", "small"])
