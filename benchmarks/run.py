@@ -53,7 +53,8 @@ SIMULATORS = ("icarus", "verilator")
 class Counter(wiring.Component):
     """Trivial reference design: a free-running 16-bit counter."""
 
-    count: Out(16)
+    def __init__(self):
+        super().__init__({"count": Out(16)})
 
     def elaborate(self, platform):
         m = Module()
