@@ -79,8 +79,10 @@ class AMCCostParams:
         "assumption: mean SET/RESET pulses of an iterative write-verify to a target level; Wan et al., "
         "'A compute-in-memory chip based on resistive random-access memory', Nature 608:504 (2022), "
         "Extended Data Fig. 3 shows the pulse-count distribution of such a scheme")
-    program_pulse_time_s: float = _param(100e-9, "s", "assumption: width of one programming pulse")
-    program_verify_time_s: float = _param(100e-9, "s", "assumption: verify read after each pulse")
+    program_verify_time_s: float = _param(
+        110e-9, "s",
+        "assumption: verify read after each pulse, one DAC update and one ADC conversion with the "
+        "MacroConfig defaults (10 ns + 100 ns); the pulse itself is ProgrammingParams.pulse_width_s")
     program_pulse_energy_J: float = _param(
         20e-12, "J per pulse",
         "assumption: 2 V x 100 uA x 100 ns, a typical RRAM SET/RESET pulse")
@@ -290,7 +292,7 @@ def estimate_cost(
         cells = halves * n * n
 
         pulses = cells * amc.program_pulses_per_cell
-        time["programming"] += pulses / amc.program_parallel_cells * (amc.program_pulse_time_s
+        time["programming"] += pulses / amc.program_parallel_cells * (config.programming.pulse_width_s
                                                                       + amc.program_verify_time_s)
         energy["programming"] += pulses * amc.program_pulse_energy_J
 
@@ -346,6 +348,7 @@ def format_parameters(amc: AMCCostParams, digital: DigitalProcessorParams, confi
         ("adc.conversion_time_s", config.adc.conversion_time_s, "s"),
         ("adc.bits", config.adc.bits, "bits"),
         ("opamp.gbw_Hz", config.opamp.gbw_Hz, "Hz"),
+        ("programming.pulse_width_s", config.programming.pulse_width_s, "s"),
         ("array.g_min_S .. g_max_S", f"{config.array.g_min_S:.3g} .. {config.array.g_max_S:.3g}", "S"),
         ("array.rows x cols", f"{config.array.rows} x {config.array.cols}", "cells"),
     )

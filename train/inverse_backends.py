@@ -220,9 +220,10 @@ class _SettledINV:
     circuit, rail clamp, ADC conversion, auto-ranging policy and decoding),
     minus the transient: each output is the finite-gain steady state. The
     model's automatic settle time waits until the slowest mode has decayed
-    below half an ADC LSB (with a 1.5 margin), so the two differ by at most
-    about one ADC code per output, unless an output of the full model touches
-    a rail during the transient. The full transient costs a rail proof per
+    below half an ADC LSB (with a 1.5 margin), so most outputs get the same
+    ADC code and a few differ by one to three codes (tests/train compares
+    the two), unless an output of the full model touches a rail during the
+    transient. The full transient costs a rail proof per
     operation that takes seconds per inversion of a 129x129 factor on a CPU.
     """
 

@@ -36,7 +36,7 @@ def test_single_inversion_by_hand():
     assert estimate.amc_time_s["dac"] == pytest.approx(4 * config.dac.conversion_time_s)
     cells = 2 * 16
     assert estimate.amc_time_s["programming"] == pytest.approx(
-        cells * amc.program_pulses_per_cell * (amc.program_pulse_time_s + amc.program_verify_time_s))
+        cells * amc.program_pulses_per_cell * (config.programming.pulse_width_s + amc.program_verify_time_s))
     assert estimate.amc_energy_J["programming"] == pytest.approx(
         cells * amc.program_pulses_per_cell * amc.program_pulse_energy_J)
     active = 4 * (config.dac.conversion_time_s + settle + adc_time)
