@@ -104,7 +104,8 @@ PulseCallback = Callable[[int, int, Polarity, int], None]
 
 
 def run_write_verify(targets, rows: range, cols: range, settings: WriteVerifySettings, read: ReadCallback,
-                     pulse: PulseCallback) -> WriteVerifyResult:
+                     pulse: PulseCallback, *, on_cell_start: Callable[[int, int], None] | None = None,
+                     on_cell_done: Callable[[CellOutcome], None] | None = None) -> WriteVerifyResult:
     """Program the cells of `rows` x `cols` toward `targets` (verify codes indexed [row, col]).
 
     Parameters
@@ -116,11 +117,16 @@ def run_write_verify(targets, rows: range, cols: range, settings: WriteVerifySet
     settings : WriteVerifySettings
     read, pulse : callables
         Verify read and programming pulse of one cell.
+    on_cell_start, on_cell_done : callables, optional
+        Called before the first read of a cell and with its outcome; the
+        controller model uses them to count the engine's cycles.
     """
     targets = np.asarray(targets)
     result = WriteVerifyResult()
     for row in rows:
         for col in cols:
+            if on_cell_start is not None:
+                on_cell_start(row, col)
             target = int(targets[row, col])
             pulses = 0
             last: Polarity | None = None
@@ -151,6 +157,9 @@ def run_write_verify(targets, rows: range, cols: range, settings: WriteVerifySet
                     pulse(row, col, Polarity.RESET, reset_amplitude)
                     last = Polarity.RESET
                 pulses += 1
-            result.cells.append(CellOutcome(row=row, col=col, target=target, final_code=code, pulses=pulses,
-                                            passed=passed, codes=tuple(codes)))
+            outcome = CellOutcome(row=row, col=col, target=target, final_code=code, pulses=pulses, passed=passed,
+                                  codes=tuple(codes))
+            result.cells.append(outcome)
+            if on_cell_done is not None:
+                on_cell_done(outcome)
     return result
