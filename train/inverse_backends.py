@@ -32,7 +32,7 @@ from ..model.circuits import build_circuit
 from ..model.config import MacroConfig
 from ..model.converters import adc_convert, adc_decode
 from ..model.devices import NEGATIVE, POSITIVE
-from ..model.encoding import choose_input_scale, decode_output, encode_input
+from ..model.encoding import choose_input_scale, decode_output, encode_input, output_gain
 from ..model.macro import adc_settle_eps, make_switch_state
 from ..model.solve import AUTO_SETTLE_MARGIN, MAX_RANGE_STEPS, RANGE_STEP, RANGE_TARGET, ProgrammedSolver
 from ..model.statespace import CircuitAnalysis
@@ -82,11 +82,12 @@ class UnstableFactorError(BackendError):
     is positive definite in floating point below zero.
     """
 
-    def __init__(self, label: str, min_real_eigenvalue: float, detail: str = "") -> None:
-        self.label, self.min_real_eigenvalue = label, min_real_eigenvalue
+    def __init__(self, label: str, min_real_eigenvalue: float, detail: str = "", required: float = 0.0) -> None:
+        self.label, self.min_real_eigenvalue, self.required = label, min_real_eigenvalue, required
+        bound = "above zero" if required == 0 else f"above the read-noise margin {required:.3g}"
         text = (
             f"the programmed K-FAC factor {label} is unstable in the INV circuit: smallest eigenvalue real part "
-            f"{min_real_eigenvalue:.3g} (must be above zero)"
+            f"of D^-1 G is {min_real_eigenvalue:.3g} (must be {bound})"
         )
         super().__init__(text + (f"; {detail}" if detail else ""))
 
@@ -228,7 +229,6 @@ class _SettledINV:
     """
 
     def __init__(self, programmed) -> None:
-
         self.programmed = programmed
         self.macro = programmed.macro
         self.config = programmed.config
@@ -240,7 +240,6 @@ class _SettledINV:
         self.nominal = self.macro.analysis(self.state)
 
     def _steady_outputs(self, volts_in: np.ndarray) -> np.ndarray:
-
         if not self.macro.devices.read_noise_on:
             return self.nominal.steady_state(volts_in)[: self.n]
         programmed = np.stack(self.macro.conductances(self.state.array))
@@ -252,7 +251,6 @@ class _SettledINV:
         return out
 
     def _operate(self, rhs: np.ndarray, scales: np.ndarray):
-
         encoded = encode_input(rhs, self.mode, self.config.dac, scale_V=scales)
         steady = self._steady_outputs(encoded.volts)
         rail = self.config.opamp.rail_V
@@ -261,13 +259,17 @@ class _SettledINV:
         overrange = conversion.overrange | (np.abs(steady) >= rail)
         return conversion.codes, np.any(overrange, axis=0) | np.any(encoded.clipped, axis=0)
 
-    def solve(self, rhs: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-        """Return (x, analog operations, columns still over range) for right-hand sides (N, K)."""
+    def solve(self, rhs: np.ndarray, first_scales: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+        """Return (x, analog operations, columns still over range) for right-hand sides (N, K).
 
+        ``first_scales`` (volts per problem unit, one per column) replaces the
+        model's first input scale, the largest the DAC allows, where it is
+        smaller; auto-ranging then proceeds as in the model.
+        """
         config = self.config
         headroom = self.programmed.headroom
-        scales = choose_input_scale(rhs, config.dac, headroom)
-        limit = scales.copy()
+        limit = choose_input_scale(rhs, config.dac, headroom)
+        scales = limit.copy() if first_scales is None else np.minimum(first_scales, limit)
         used = scales.copy()
         steps = np.zeros(rhs.shape[1], dtype=int)
         codes, failed = self._operate(rhs, scales)
@@ -279,9 +281,10 @@ class _SettledINV:
             new_codes, new_failed = self._operate(rhs[:, pending], scales[pending])
             operations += pending.size
             fine = ~new_failed
+            # Columns that still over-range keep their latest attempt, as in the model.
+            codes[:, pending] = new_codes
+            used[pending] = scales[pending]
             ranged = pending[fine]
-            codes[:, ranged] = new_codes[:, fine]
-            used[ranged] = scales[ranged]
             failed[ranged] = False
             pending = pending[new_failed]
 
@@ -307,10 +310,14 @@ class _AnalogSolver(FactorSolver):
     """A factor programmed on the macro model; solves with optional iterative refinement."""
 
     def __init__(self, programmed, scaled: np.ndarray, scale: np.ndarray, refine_steps: int, info: dict,
-                 fidelity: str) -> None:
+                 fidelity: str, previous_inverse: np.ndarray | None = None, ranging_target: float | None = None,
+                 store_inverse: Callable[[np.ndarray], None] | None = None) -> None:
         super().__init__(scaled.shape[0])
         self.programmed = programmed
         self.settled = _SettledINV(programmed) if fidelity == "settled" else None
+        self.previous_inverse = previous_inverse
+        self.ranging_target = ranging_target
+        self.store_inverse = store_inverse
         self.config = programmed.config
         self.scaled = scaled
         self.scale = scale
@@ -320,14 +327,15 @@ class _AnalogSolver(FactorSolver):
         self.info = info
         self.info.setdefault("clipped_columns", 0.0)
 
-    def _analog(self, rhs: np.ndarray) -> np.ndarray:
+    def _analog(self, rhs: np.ndarray, first_scales: np.ndarray | None = None) -> np.ndarray:
         out = np.zeros_like(rhs)
         # An all-zero column needs no operation: its solution is zero.
         active = np.flatnonzero(np.any(rhs != 0.0, axis=0))
         if active.size == 0:
             return out
         if self.settled is not None:
-            x, operations, clipped = self.settled.solve(rhs[:, active])
+            scales = None if first_scales is None else first_scales[active]
+            x, operations, clipped = self.settled.solve(rhs[:, active], scales)
         else:
             result = self.programmed.solve(rhs[:, active])
             x, operations = result.x, result.operations
@@ -338,10 +346,33 @@ class _AnalogSolver(FactorSolver):
         out[:, active] = x
         return out
 
+    def inverse(self) -> torch.Tensor:
+        """Return F^-1 by solving against the identity, ranging each column from the last inverse."""
+        first_scales = None
+        if self.previous_inverse is not None and self.ranging_target is not None and self.settled is not None:
+            # Column j of the identity enters as s_j e_j and its solution is
+            # S^-1 F^-1 e_j: its peak, predicted from the previous inverse of
+            # this factor, sets the input scale that puts the largest output
+            # at ranging_target of the ADC full scale (O(N^2) host work).
+            predicted = np.max(np.abs(self.previous_inverse / self.scale[:, None]), axis=0)
+            volts_per_unit = float(output_gain(self.settled.mode, self.programmed.mapping.g_unit_S,
+                                               self.config.circuit, 1.0))
+            target = self.ranging_target * self.config.adc.full_scale_V
+            with np.errstate(divide="ignore"):
+                first_scales = np.where(predicted > 0, target / (volts_per_unit * predicted), np.inf)
+        self.columns_solved += self.size
+        result = self._solve_with(torch.eye(self.size, dtype=torch.float64), first_scales)
+        if self.store_inverse is not None:
+            self.store_inverse(result.numpy())
+        return result
+
     def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        return self._solve_with(rhs, None)
+
+    def _solve_with(self, rhs: torch.Tensor, first_scales: np.ndarray | None) -> torch.Tensor:
         # F^-1 b = S (S F S)^-1 S b with S = diag(scale): the macro solves the equilibrated factor.
         b = rhs.numpy() * self.scale[:, None]
-        x = self._analog(b)
+        x = self._analog(b, first_scales)
         # Kept for co-simulation sampling, which re-runs the first pass.
         self.first_pass_rhs, self.first_pass_x = b, x
         residual = b - self.scaled @ x
@@ -416,6 +447,13 @@ class AnalogBackend(InverseBackend):
         unsigned mapping raises entries below g_min/g_max of the largest
         one to g_min, a systematic error; the signed mapping has none but
         needs twice the cells and an inverter per line.
+    predictive_ranging : float or None
+        Settled fidelity, explicit inverses: choose each column's first input
+        scale from the previous inverse of the same factor so that its
+        largest output lands at this fraction of the ADC full scale. The
+        model's policy starts at the largest DAC input, which over-ranges
+        for most inverse columns and costs two more operations per column.
+        None keeps the model's policy.
     read_noise_margin : float
         With read noise on, a factor also counts as unstable when its
         smallest eig(D^-1 G) real part is below this many times the
@@ -426,7 +464,8 @@ class AnalogBackend(InverseBackend):
     analog = True
 
     def __init__(self, config, *, refine_steps: int = 0, equilibrate: bool = True, fidelity: str = "settled",
-                 differential: bool | None = True, read_noise_margin: float = 4.0) -> None:
+                 differential: bool | None = True, read_noise_margin: float = 4.0,
+                 predictive_ranging: float | None = 0.75) -> None:
 
         if not isinstance(config, MacroConfig):
             raise BackendError(f"config must be a MacroConfig, got {type(config).__name__}")
@@ -447,6 +486,11 @@ class AnalogBackend(InverseBackend):
         if not read_noise_margin >= 0:
             raise BackendError(f"read_noise_margin = {read_noise_margin!r} is invalid: use 0 (off) or more")
         self.read_noise_margin = float(read_noise_margin)
+        if predictive_ranging is not None and not 0 < predictive_ranging <= 1:
+            raise BackendError(f"predictive_ranging = {predictive_ranging!r} is invalid: use a fraction of the ADC "
+                               "full scale in (0, 1], or None")
+        self.predictive_ranging = predictive_ranging
+        self._last_inverse: dict[str, np.ndarray] = {}
         # NOTE: the model has no block solver yet, so one array bounds the factor order.
         self.max_size = config.array.rows
         self.name = "analog"
@@ -462,7 +506,6 @@ class AnalogBackend(InverseBackend):
         return self.config.replace(seed=seed)
 
     def prepare(self, matrix: torch.Tensor, *, label: str) -> FactorSolver:
-
         values = matrix.to(torch.float64).numpy()
         n = values.shape[0]
         self.check_size(n, label)
@@ -490,17 +533,16 @@ class AnalogBackend(InverseBackend):
             loop = analysis.loop_eigenvalues
             lambda_min = complex(loop[int(np.argmin(loop.real))])
             stable = lambda_min.real > 0
-            message = f"eigenvalue {lambda_min:.4g} of D^-1 G has a real part <= 0"
+            message = ""
             # The model's settle rule applied to the eigenvalue-formula estimate.
             settle_time = (AUTO_SETTLE_MARGIN * math.log(1 / eps)
                            / (2 * math.pi * config.opamp.gbw_Hz * lambda_min.real)) if stable else None
         margin = self._read_noise_margin(programmed, analysis, n)
-        if stable and lambda_min.real <= margin:
-            stable = False
-            message = (f"smallest eigenvalue real part {lambda_min.real:.4g} of D^-1 G is within the read-noise "
-                       f"margin {margin:.4g}, so a single operation may be unstable")
         if not stable:
             raise UnstableFactorError(label, lambda_min.real, message)
+        if lambda_min.real <= margin:
+            raise UnstableFactorError(label, lambda_min.real, "read noise could make a single operation unstable",
+                                      required=margin)
         mapping = programmed.mapping
         cells = mapping.g_pos_S if mapping.g_neg_S is None else np.concatenate([mapping.g_pos_S, mapping.g_neg_S])
         info = {
@@ -513,7 +555,15 @@ class AnalogBackend(InverseBackend):
             "matrix_error_max": float(np.max(np.abs(programmed.programmed_matrix() - scaled))),
             "programming_seed": float(config.seed),
         }
-        return _AnalogSolver(programmed, scaled, scale, self.refine_steps, info, self.fidelity)
+        def store(inverse: np.ndarray) -> None:
+            self._last_inverse[label] = inverse
+
+        previous = self._last_inverse.get(label)
+        if previous is not None and previous.shape != (n, n):
+            previous = None
+        return _AnalogSolver(programmed, scaled, scale, self.refine_steps, info, self.fidelity,
+                             previous_inverse=previous, ranging_target=self.predictive_ranging,
+                             store_inverse=store)
 
     def _read_noise_margin(self, programmed, analysis, n: int) -> float:
         """Return the smallest eig(D^-1 G) real part that read noise is unlikely to push below zero.
@@ -578,11 +628,20 @@ class _SampledSolver(FactorSolver):
         self.passes = inner.passes
         self.info = inner.info
 
-    def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
-        result = self.inner.solve(rhs)
+    def _after_first_solve(self) -> None:
         if self.sampled:
             self.sampled = False  # one comparison per programmed factor
             self.owner._compare(self.label, self.inner)
+
+    def inverse(self) -> torch.Tensor:
+        result = self.inner.inverse()
+        self.columns_solved += self.size
+        self._after_first_solve()
+        return result
+
+    def _solve(self, rhs: torch.Tensor) -> torch.Tensor:
+        result = self.inner.solve(rhs)
+        self._after_first_solve()
         return result
 
 
@@ -710,7 +769,8 @@ def cosim_solve_function(*, simulator: str = "verilator", backend: str = "cosim"
 
 def analog_backend_factory(config, *, refine_steps: int = 0, equilibrate: bool = True,
                            fidelity: str = "settled", differential: bool | None = True,
-                           read_noise_margin: float = 4.0, cosim_every: int | None = None, cosim_max: int | None = 4,
+                           read_noise_margin: float = 4.0, predictive_ranging: float | None = 0.75,
+                           cosim_every: int | None = None, cosim_max: int | None = 4,
                            cosim_columns: int = 2, simulator: str = "verilator", cosim_backend: str = "cosim",
                            cosim_solve: CosimSolve | None = None):
     """Return ``factory(seed) -> InverseBackend`` for the analog K-FAC runs.
@@ -725,7 +785,7 @@ def analog_backend_factory(config, *, refine_steps: int = 0, equilibrate: bool =
                                                                                   backend=cosim_backend)
     # Fail on a bad configuration before any training.
     options = dict(refine_steps=refine_steps, equilibrate=equilibrate, fidelity=fidelity, differential=differential,
-                   read_noise_margin=read_noise_margin)
+                   read_noise_margin=read_noise_margin, predictive_ranging=predictive_ranging)
     AnalogBackend(config, **options)
 
     def factory(seed: int) -> InverseBackend:

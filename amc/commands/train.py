@@ -183,6 +183,10 @@ def register(subparsers) -> None:
     macro.add_argument("--fidelity", choices=("settled", "transient"), default="settled",
                        help="settled: outputs at their steady state; transient: the model's full transient with "
                             "the rail proof (slow for large factors)")
+    macro.add_argument("--predictive-ranging", type=_optional_float, default=0.75, metavar="FRACTION|none",
+                       help="choose each inverse column's input scale from the previous inverse so its largest "
+                            "output lands at this fraction of the ADC full scale (about 1.2 instead of 3 operations "
+                            "per column); 'none' keeps the model's auto-ranging from the largest DAC input")
     macro.add_argument("--read-noise-margin", type=float, default=4.0,
                        help="treat a factor as unstable when its smallest eig(D^-1 G) real part is below this many "
                             "times the estimated read-noise shift (0: off)")
@@ -217,6 +221,9 @@ def _check_args(args) -> None:
         raise UsageError(f"--factor-decay {args.factor_decay} is invalid: use a value in [0, 1)")
     if args.kl_clip is not None and args.kl_clip <= 0:
         raise UsageError(f"--kl-clip {args.kl_clip} is invalid: use a value above zero or 'none'")
+    if args.predictive_ranging is not None and not 0 < args.predictive_ranging <= 1:
+        raise UsageError(f"--predictive-ranging {args.predictive_ranging} is invalid: use a fraction of the ADC full "
+                         "scale in (0, 1], or none")
     if args.read_noise_margin < 0:
         raise UsageError(f"--read-noise-margin {args.read_noise_margin} is invalid: use 0 (off) or more")
     if args.block_diagonal == "array" and args.array_size == "fit":
@@ -354,7 +361,8 @@ def run(args) -> int:
             analog_factory = backends.analog_backend_factory(
                 config, refine_steps=args.refine_steps, fidelity=args.fidelity,
                 differential=True if args.mapping == "signed" else None,
-                read_noise_margin=args.read_noise_margin, cosim_every=args.cosim_every,
+                read_noise_margin=args.read_noise_margin, predictive_ranging=args.predictive_ranging,
+                cosim_every=args.cosim_every,
                 cosim_max=args.cosim_max, simulator=args.simulator,
             )
             probe = analog_factory(args.seeds[0])
@@ -375,7 +383,8 @@ def run(args) -> int:
         print(f"Analog macro for kfac-analog: {config.array.rows}x{config.array.cols} arrays {note}; "
               f"{config.array.levels} levels; DAC {config.dac.bits} bits, ADC {config.adc.bits} bits; "
               f"non-idealities: {config.nonideal.describe()}; {args.mapping} mapping, {args.fidelity} outputs, "
-              f"{args.refine_steps} refinement steps")
+              f"{args.refine_steps} refinement steps, predictive ranging "
+              f"{'off' if args.predictive_ranging is None else f'at {args.predictive_ranging:.0%} of full scale'}")
     sys.stdout.flush()
 
     start = time.perf_counter()

@@ -206,3 +206,19 @@ def test_factory_and_option_errors():
     factory = analog_backend_factory(MacroConfig())
     assert factory(5).config.seed == 5
     assert factory(6).config.seed == 6
+
+
+def test_predictive_ranging_cuts_operations():
+    a = _spd(16, 8)
+    counts, residuals = {}, {}
+    for target in (None, 0.75):
+        backend = AnalogBackend(MacroConfig().ideal(), predictive_ranging=target)
+        backend.prepare(torch.from_numpy(a), label="f").inverse()
+        # The second programming of the same factor label can use the first inverse.
+        solver = backend.prepare(torch.from_numpy(a * 1.05), label="f")
+        solver.inverse()
+        counts[target] = solver.info["operations"] / 16
+        residuals[target] = solver.info["relative_residual"]
+    assert counts[None] > 2.5
+    assert counts[0.75] < 1.5
+    assert residuals[0.75] < 2 * residuals[None] + 0.01
