@@ -1,8 +1,8 @@
 """Analog bridge for the Amaranth simulator.
 
 A background testbench that waits only for events on the controller's
-analog-side ports (DAC load, enable edges, ADC start) and for the deadlines of
-its own answers, and hands them to `AnalogBridgeCore`.
+analog-side ports (DAC load, enable edges, ADC start, pulse start) and for the
+deadlines of its own answers, and hands them to `AnalogBridgeCore`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ class AmaranthAnalogBridge:
 
         while True:
             trigger = (ctx.posedge(dut.dac.load).posedge(dut.analog.enable)
-                       .negedge(dut.analog.enable).posedge(dut.adc.start))
+                       .negedge(dut.analog.enable).posedge(dut.adc.start).posedge(dut.pulse.active))
             if pending:
                 wait_ps = pending[0][0] - sim_time_ps(ctx)
                 trigger = trigger.delay(max(wait_ps, 0) * 1e-12)
             results = await trigger
             core.log.wakeups += 1
             now = sim_time_ps(ctx)
-            load, enable_rise, enable_fall, start = results[:4]
+            load, enable_rise, enable_fall, start, pulse = results[:5]
 
             if load:
                 core.on_dac_load(ctx.get(dut.dac.chan), ctx.get(dut.dac.code))
@@ -65,6 +65,11 @@ class AmaranthAnalogBridge:
                 if answer is not None:
                     heapq.heappush(pending, (now + answer.delay_ps, sequence, "adc", answer))
                     sequence += 1
+
+            if pulse:
+                core.on_pulse(now, ctx.get(dut.sw.conn), ctx.get(dut.sw.array), ctx.get(dut.sw.row_en),
+                              ctx.get(dut.sw.col_en), ctx.get(dut.pulse.polarity), ctx.get(dut.pulse.amplitude),
+                              ctx.get(dut.pulse.width))
 
             while pending and pending[0][0] <= now:
                 _, _, action, argument = heapq.heappop(pending)

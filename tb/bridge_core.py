@@ -61,6 +61,8 @@ class BridgeEventLog:
     """Enable times in picoseconds."""
     samples: list[tuple[int, int, int]] = field(default_factory=list)
     """(time_ps, channel, code) of every ADC sample."""
+    pulses: int = 0
+    """Programming pulses applied."""
 
 
 class AnalogBridgeCore:
@@ -125,6 +127,14 @@ class AnalogBridgeCore:
             overrange=bool(sample.overrange),
             delay_ps=self._adc_delay_ps,
         )
+
+    def on_pulse(self, time_ps: int, conn: int, array_onehot: int, row_en: int, col_en: int, polarity: int,
+                 amplitude: int, width_cycles: int) -> None:
+        """Apply a programming pulse to the cell the switch word selects."""
+        p = self.params
+        state = decode_switch_state(conn, array_onehot, row_en, col_en, p.rows, p.cols, p.n_arrays)
+        self.log.pulses += 1
+        self.macro.apply_pulse(time_ps, state, int(polarity), int(amplitude), width_cycles * p.clock_period_ps)
 
     def on_disable(self, time_ps: int) -> None:
         """End the analog operation; the op-amp outputs hold their values."""

@@ -1,8 +1,9 @@
 """Analog bridge for cocotb: the analog model answers the controller on Icarus or Verilator.
 
-Three coroutines wait for edges of ``dac__load``, ``analog__enable`` and
-``adc__start`` and for timers of their own answers; none waits on the clock,
-so Python wakes up a few times per DAC channel and ADC conversion, not per cycle.
+Four coroutines wait for edges of ``dac__load``, ``analog__enable``,
+``adc__start`` and ``pulse__active`` and for timers of their own answers; none
+waits on the clock, so Python wakes up a few times per DAC channel, ADC
+conversion and programming pulse, not per cycle.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class CocotbAnalogBridge:
             cocotb.start_soon(self._dac_loop()),
             cocotb.start_soon(self._enable_loop()),
             cocotb.start_soon(self._adc_loop()),
+            cocotb.start_soon(self._pulse_loop()),
         ]
 
     def stop(self) -> None:
@@ -77,6 +79,17 @@ class CocotbAnalogBridge:
                 ready_task.cancel()
             core.on_disable(_now_ps())
             dut.analog__ready.value = 0
+
+    async def _pulse_loop(self) -> None:
+        dut, core = self.dut, self.core
+        while True:
+            await RisingEdge(dut.pulse__active)
+            core.log.wakeups += 1
+            core.on_pulse(
+                _now_ps(), int(dut.sw__conn.value), int(dut.sw__array.value), int(dut.sw__row_en.value),
+                int(dut.sw__col_en.value), int(dut.pulse__polarity.value), int(dut.pulse__amplitude.value),
+                int(dut.pulse__width.value),
+            )
 
     async def _raise_ready(self, delay_ps: int) -> None:
         await Timer(delay_ps, unit="ps")

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import logging
 
-from ..model.switch_matrix import Conn, mode_by_code
+import numpy as np
+
+from ..model.switch_matrix import Conn, mode_by_code, mode_by_name
+from ..model.write_verify import Polarity, WriteVerifySettings, run_write_verify
 from ..rtl.params import ControllerParams
-from ..rtl.regmap import Access, ErrorBit, InvalidReason, RegisterMap
+from ..rtl.regmap import RESULT_WORD_FAIL, RESULT_WORD_PASS, Access, ErrorBit, InvalidReason, RegisterMap
 from .bridge_core import AnalogBridgeCore, FaultInjection
 from .errors import BusError
 
@@ -28,6 +31,22 @@ log = logging.getLogger(__name__)
 
 BUS_ACCESS_CYCLES = 4
 """Nominal cycles of one register access (the RTL takes 3 to 5)."""
+
+STATUS_DONE, STATUS_WV_DONE, STATUS_ABORTED = 1, 4, 2
+
+
+def _signed(value: int, bits: int) -> int:
+    code = value & ((1 << bits) - 1)
+    return code - (1 << bits) if code >> (bits - 1) else code
+
+
+class _WriteVerifyStop(Exception):
+    """A verify read timed out; the write-verify engine stops the run."""
+
+
+def program_op_cycles(width_cycles: int) -> int:
+    """Cycles of a PROGRAM operation: CONFIGURE, PULSE_SETUP, PULSE_ON, the pulse, FINISH."""
+    return width_cycles + 4
 
 
 def sequencer_timeline(n_inputs: int, bias_ready_cycles: int, settle_cycles: int, adc_latency_cycles: int,
@@ -86,6 +105,8 @@ class ControllerModel:
         self.faults = self.core.faults
         self._values = {reg.name: reg.reset for reg in self.regs.registers}
         self._dac = [0] * params.lines
+        self._target = [0] * params.cells
+        self._result = [0] * params.cells
         self._adc = [0] * params.lines
         self._converted = 0
         self._status = 0
@@ -118,6 +139,10 @@ class ControllerModel:
         if regs.adc.contains(address):
             channel = (address - regs.adc.offset) >> 2
             return self._adc[channel] | ((self._converted >> channel & 1) << 31)
+        if regs.target.contains(address):
+            return self._target[(address - regs.target.offset) >> 2] & 0xFFFF_FFFF
+        if regs.result.contains(address):
+            return self._result[(address - regs.result.offset) >> 2]
         reg = self._register_at(address)
         if reg is None:
             self._status |= 1 << ErrorBit.BUS_ERROR
@@ -134,9 +159,11 @@ class ControllerModel:
         value &= 0xFFFF_FFFF
         if regs.dac.contains(address):
             if strobe & 0b11 == 0b11:
-                bits = self.params.dac_bits
-                code = value & ((1 << bits) - 1)
-                self._dac[(address - regs.dac.offset) >> 2] = code - (1 << bits) if code >> (bits - 1) else code
+                self._dac[(address - regs.dac.offset) >> 2] = _signed(value, self.params.dac_bits)
+            return
+        if regs.target.contains(address):
+            if strobe & 0b11 == 0b11:
+                self._target[(address - regs.target.offset) >> 2] = _signed(value, self.params.adc_bits)
             return
         reg = self._register_at(address)
         if reg is None or reg.access is Access.RO:
@@ -146,6 +173,10 @@ class ControllerModel:
         if reg.name == "CTRL":
             if value & lanes & 1:
                 self._start()
+            return
+        if reg.name == "WV_CTRL":
+            if value & lanes & 1:
+                self._start_write_verify()
             return
         if reg.name == "STATUS":
             self._status &= ~(value & lanes & ~1)
@@ -170,10 +201,17 @@ class ControllerModel:
         return None
 
     def _field_mask(self, name: str) -> int:
+        """Return the bits of register `name` that hold a value (the RTL's field widths)."""
         p = self.params
+        counter = (1 << p.counter_width) - 1
+        amplitude = (1 << p.amplitude_bits) - 1
         widths = {
             "MODE": 0x10F, "ARRAY": 0xFF, "ROWS_ACTIVE": 0xFFFF, "COLS_ACTIVE": 0xFFFF,
-            "SETTLE_CYCLES": (1 << p.counter_width) - 1, "WATCHDOG_CYCLES": (1 << p.counter_width) - 1,
+            "SETTLE_CYCLES": counter, "WATCHDOG_CYCLES": counter,
+            "WV_ARRAY": 0x1FF, "WV_ROWS": 0xFFFF, "WV_COLS": 0xFFFF,
+            "WV_SET": amplitude | (amplitude << 16), "WV_RESET": amplitude | (amplitude << 16),
+            "WV_PULSE_WIDTH": 0xFFFF, "WV_TOLERANCE": 0xFF, "WV_MAX_PULSES": 0xFF,
+            "WV_READ_CODE": (1 << p.dac_bits) - 1, "WV_SETTLE": counter,
         }
         if name.startswith("OUT_MASK"):
             index = int(name[len("OUT_MASK"):])
@@ -215,7 +253,8 @@ class ControllerModel:
         return sum(self._values[f"OUT_MASK{k}"] << (32 * k) for k in range(self.params.mask_words))
 
     def _start(self) -> None:
-        keep = self._status & (1 << ErrorBit.BUS_ERROR)
+        # START keeps what it does not own: the bus error and the write-verify flags.
+        keep = self._status & ((1 << ErrorBit.BUS_ERROR) | (1 << STATUS_WV_DONE) | (1 << ErrorBit.WV_CELL_FAIL))
         reason = self._check()
         self._values["INVALID_REASON"] = int(reason)
         if reason is not InvalidReason.NONE:
@@ -276,3 +315,132 @@ class ControllerModel:
         self._values["CLIP_COUNT"] = clip_count
         self._values["OP_COUNT"] = (self._values["OP_COUNT"] + 1) & 0xFFFF_FFFF
         self._cycle = origin + timeline["disable"]
+
+    # Write-verify engine, mirroring amc.rtl.write_verify state by state.
+
+    def _check_write_verify(self) -> InvalidReason:
+        """Return the first failing write-verify check, in the order of the RTL register file."""
+        p = self.params
+        v = self._values
+        row_first, row_last = v["WV_ROWS"] & 0xFF, v["WV_ROWS"] >> 8
+        col_first, col_last = v["WV_COLS"] & 0xFF, v["WV_COLS"] >> 8
+        if v["WV_ARRAY"] & 0xFF >= p.n_arrays:
+            return InvalidReason.WV_ARRAY_OUT_OF_RANGE
+        if row_first > row_last or row_last >= p.rows or col_first > col_last or col_last >= p.cols:
+            return InvalidReason.WV_REGION
+        if v["WV_MAX_PULSES"] == 0:
+            return InvalidReason.WV_ZERO_PULSES
+        if v["WV_PULSE_WIDTH"] == 0:
+            return InvalidReason.WV_ZERO_WIDTH
+        if v["WV_SETTLE"] == 0:
+            return InvalidReason.ZERO_SETTLE
+        if v["WATCHDOG_CYCLES"] == 0:
+            return InvalidReason.ZERO_WATCHDOG
+        return InvalidReason.NONE
+
+    def _start_write_verify(self) -> None:
+        # A write-verify start keeps the host's done flag and the bus error.
+        keep = self._status & ((1 << ErrorBit.BUS_ERROR) | (1 << STATUS_DONE))
+        reason = self._check_write_verify()
+        self._values["INVALID_REASON"] = int(reason)
+        if reason is not InvalidReason.NONE:
+            self._status = keep | (1 << ErrorBit.INVALID_CONFIG)
+            return
+        self._status = keep
+        self._run_write_verify()
+
+    def _run_write_verify(self) -> None:
+        p = self.params
+        v = self._values
+        period = p.clock_period_ps
+        array = v["WV_ARRAY"] & 0xFF
+        half = v["WV_ARRAY"] >> 8 & 1
+        rows = range(v["WV_ROWS"] & 0xFF, (v["WV_ROWS"] >> 8) + 1)
+        cols = range(v["WV_COLS"] & 0xFF, (v["WV_COLS"] >> 8) + 1)
+        amplitude_mask = (1 << p.amplitude_bits) - 1
+        settings = WriteVerifySettings(
+            set_start=v["WV_SET"] & amplitude_mask, set_step=v["WV_SET"] >> 16 & amplitude_mask,
+            reset_start=v["WV_RESET"] & amplitude_mask, reset_step=v["WV_RESET"] >> 16 & amplitude_mask,
+            tolerance=v["WV_TOLERANCE"], max_pulses=v["WV_MAX_PULSES"], amplitude_max=amplitude_mask,
+        )
+        width = v["WV_PULSE_WIDTH"]
+        read_code = v["WV_READ_CODE"]
+        watchdog = v["WATCHDOG_CYCLES"]
+        verify = mode_by_name("VERIFY")
+        program = mode_by_name("PROGRAM")
+        half_flag = int(Conn.HALF_NEG) if half else 0
+        timeline = sequencer_timeline(1, p.bias_ready_cycles, v["WV_SETTLE"], p.adc_latency_cycles, [True],
+                                      watchdog, ready_never=self.faults.ready_never, adc_hang=self.faults.adc_hang)
+        core = self.core
+        # clock["cycle"] is the edge at which the engine entered its current
+        # state; the WV_CTRL write is at edge self._cycle, CELL_BEGIN follows.
+        first_edge = self._cycle + 1
+        clock = {"cycle": first_edge, "pulses": 0}
+
+        def read(row: int, col: int) -> int:
+            # From READ_ISSUE: the sequencer accepts on the next edge; DECIDE
+            # (or FINISH after a timeout) follows the operation.
+            origin = clock["cycle"] + 1
+            core.on_dac_load(row, read_code)
+            core.on_enable((origin + timeline["enable"]) * period, int(verify.conn) | half_flag, 1 << array,
+                           1 << row, 1 << col)
+            answer = None
+            if timeline["samples"]:
+                answer = core.on_adc_start((origin + timeline["samples"][0][1]) * period, col)
+            core.on_disable((origin + timeline["disable"]) * period)
+            clock["cycle"] = origin + timeline["op_cycles"]
+            if timeline["settle_timeout"] or timeline["conv_timeout"] or answer is None:
+                raise _WriteVerifyStop(timeline)
+            return _signed(answer.code_bits, p.adc_bits)
+
+        def pulse(row: int, col: int, polarity: Polarity, amplitude: int) -> None:
+            # From DECIDE: PULSE_ISSUE, the accept edge, the PROGRAM operation
+            # (its pulse starts 3 cycles after the accept), then READ_ISSUE.
+            origin = clock["cycle"] + 2
+            core.on_pulse((origin + 3) * period, int(program.conn) | half_flag, 1 << array, 1 << row, 1 << col,
+                          int(polarity), amplitude, width)
+            clock["cycle"] = origin + program_op_cycles(width)
+            clock["pulses"] += 1
+
+        targets = np.zeros((p.rows, p.cols), dtype=int)
+        for row in rows:
+            for col in cols:
+                targets[row, col] = self._target[row * p.cols + col]
+
+        # Per cell: CELL_BEGIN and TARGET before the first read, RECORD and NEXT after the decision.
+        outcome_cells = []
+        stopped = False
+
+        def cell_start(row: int, col: int) -> None:
+            # CELL_BEGIN and TARGET, then READ_ISSUE.
+            clock["cycle"] += 2
+
+        try:
+            run_write_verify(targets, rows, cols, settings, read, pulse, on_cell_start=cell_start,
+                             on_cell_done=lambda outcome: self._record_cell(outcome, clock, outcome_cells))
+        except _WriteVerifyStop:
+            stopped = True
+
+        status = 1 << STATUS_WV_DONE
+        if stopped:
+            status |= (1 << ErrorBit.SETTLE_TIMEOUT) if timeline["settle_timeout"] else (1 << ErrorBit.CONV_TIMEOUT)
+        failed = sum(1 for cell in outcome_cells if not cell.passed)
+        if failed and not stopped:
+            status |= 1 << ErrorBit.WV_CELL_FAIL
+        self._status |= status
+        finish_edge = clock["cycle"] + 1
+        self._values["WV_CELLS_DONE"] = len(outcome_cells)
+        self._values["WV_CELLS_FAILED"] = failed
+        self._values["WV_PULSES"] = clock["pulses"]
+        self._values["WV_CYCLES"] = finish_edge - first_edge + 1
+        self._cycle = finish_edge
+
+    def _record_cell(self, outcome, clock, cells) -> None:
+        """RECORD and NEXT of one cell: store the result word."""
+        p = self.params
+        word = (outcome.pulses & 0xFF) | (int(outcome.passed) << RESULT_WORD_PASS) | (
+            int(not outcome.passed) << RESULT_WORD_FAIL)
+        self._result[outcome.row * p.cols + outcome.col] = word
+        # From DECIDE: RECORD, NEXT, then CELL_BEGIN of the next cell or FINISH.
+        clock["cycle"] += 3
+        cells.append(outcome)
