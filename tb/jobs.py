@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .driver import AmcDriver
-from .matrix_ops import MatrixOperations, ProblemResult
+from .matrix_ops import PROGRAMMING_METHODS, MatrixOperations, ProblemResult
 
 __all__ = ["JOB_KINDS", "make_job", "run_job", "result_to_dict"]
 
@@ -19,8 +19,10 @@ JOB_KINDS = ("solve", "multiply", "multiply_t")
 
 
 def make_job(kind: str, matrix, vector, *, array: int = 0, settle_cycles: int | None = None,
-             auto_range: bool = True, differential: bool | None = None) -> dict:
+             auto_range: bool = True, differential: bool | None = None, programming: str = "write-verify") -> dict:
     """Return a job dictionary; `kind` is one of `JOB_KINDS`."""
+    if programming not in PROGRAMMING_METHODS:
+        raise ValueError(f"unknown programming method {programming!r}; use one of {', '.join(PROGRAMMING_METHODS)}")
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}; use one of {', '.join(JOB_KINDS)}")
     return {
@@ -31,6 +33,7 @@ def make_job(kind: str, matrix, vector, *, array: int = 0, settle_cycles: int | 
         "settle_cycles": None if settle_cycles is None else int(settle_cycles),
         "auto_range": bool(auto_range),
         "differential": differential,
+        "programming": programming,
     }
 
 
@@ -62,10 +65,27 @@ async def run_job(driver: AmcDriver, program_backdoor, job: dict) -> dict:
     """Run `job` through `driver`; return the result as a JSON-safe dictionary."""
     ops = MatrixOperations(driver, program_backdoor)
     array = job["array"]
-    await ops.program(array, job["matrix"], differential=job.get("differential"))
+    summary = await ops.program(array, job["matrix"], differential=job.get("differential"),
+                                method=job.get("programming", "write-verify"))
     options = {"settle_cycles": job.get("settle_cycles"), "auto_range": job.get("auto_range", True)}
     if job["kind"] == "solve":
         result = await ops.solve(array, job["vector"], **options)
     else:
         result = await ops.multiply(array, job["vector"], transpose=job["kind"] == "multiply_t", **options)
-    return result_to_dict(result, driver)
+    record = result_to_dict(result, driver)
+    record["programming"] = programming_to_dict(summary)
+    return record
+
+
+def programming_to_dict(summary) -> dict:
+    """Return the JSON-safe summary of a `ProgrammingSummary`."""
+    pulses = summary.pulses_per_cell()
+    return {
+        "method": summary.method,
+        "total_pulses": int(summary.total_pulses),
+        "cycles": int(summary.cycles),
+        "pulses_mean": float(pulses.mean()) if pulses.size else 0.0,
+        "pulses_max": int(pulses.max()) if pulses.size else 0,
+        "pulses_per_cell": pulses.tolist(),
+        "failed_cells": [list(cell) for cell in summary.failed_cells],
+    }

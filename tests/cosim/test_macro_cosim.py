@@ -33,7 +33,7 @@ async def _cross_backend_job(driver, program_backdoor, seed):
     ops = MatrixOperations(driver, program_backdoor)
     rng = np.random.default_rng(seed)
     matrix = _random_stable_signed(rng, 6)
-    await ops.program(2, matrix)
+    await ops.program(2, matrix, method="backdoor")
     codes = []
     result = await ops.solve(2, rng.uniform(-1, 1, size=6))
     codes.extend(run.codes.tolist() for run in result.runs)
