@@ -58,10 +58,13 @@ def prepare_simulator(name: str) -> None:
     # precompiled header fails to compile. A variable definition in MAKEFLAGS
     # overrides it for the make run that cocotb's runner starts.
     # TODO: drop this once the pinned wheel's verilated.mk sets the flag.
-    pch_flag = "CFG_CXXFLAGS_PCH_I=-include"
+    # OPT_FAST replaces verilated.mk's -Os for the model code: -O2 simulated
+    # the controller about 1.3 times faster in a measurement on this machine.
     makeflags = os.environ.get("MAKEFLAGS", "")
-    if pch_flag not in makeflags:
-        os.environ["MAKEFLAGS"] = f"{makeflags} {pch_flag}".strip()
+    for flag in ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2"):
+        if flag.split("=")[0] not in makeflags:
+            makeflags = f"{makeflags} {flag}".strip()
+    os.environ["MAKEFLAGS"] = makeflags
     if shutil.which("ccache"):
         # verilated.mk prefixes every compile with $(OBJCACHE); without a cache,
         # any RTL change rebuilds the whole Verilator runtime.
