@@ -616,9 +616,10 @@ class CosimComparison:
     """Wall time of the co-simulation runs, in seconds."""
 
 
-CosimSolve = Callable[[np.ndarray, np.ndarray, "object"], np.ndarray]
-"""Co-simulation hook: ``cosim_solve(A, B, config) -> X`` solves A X = B (A: (N, N), B: (N, K)) through
-the controller RTL with macro configuration ``config`` (a MacroConfig, including the device seed)."""
+CosimSolve = Callable[..., np.ndarray]
+"""Co-simulation hook: ``cosim_solve(A, B, config, differential=...) -> X`` solves A X = B (A: (N, N),
+B: (N, K)) through the controller RTL with macro configuration ``config`` (a MacroConfig, including the
+device seed) and the same signed or unsigned mapping as the model backend."""
 
 
 class _SampledSolver(FactorSolver):
@@ -706,7 +707,8 @@ class CosimSampledBackend(InverseBackend):
         b = solver.first_pass_rhs[:, active]
         model = solver.first_pass_x[:, active]
         started = time.perf_counter()
-        cosim_x = np.asarray(self.cosim_solve(a, b, solver.config), dtype=np.float64)
+        cosim_x = np.asarray(self.cosim_solve(a, b, solver.config, differential=solver.programmed.mapping.differential),
+                             dtype=np.float64)
         elapsed = time.perf_counter() - started
         if cosim_x.shape != b.shape:
             raise BackendError(
@@ -737,10 +739,13 @@ class CosimSampledBackend(InverseBackend):
 
 
 def cosim_solve_function(*, simulator: str = "verilator", backend: str = "cosim") -> CosimSolve:
-    """Return a `CosimSolve` hook on the host driver, ``amc.tb.host.solve``.
+    """Return a `CosimSolve` hook on the host driver (``amc.tb.host.run_matrix_job``).
 
-    Each column is one job through the controller: the macro configuration
-    (with its seed) goes in as ``ControllerParams(macro=config)``.
+    Each column is one solve job through the controller, with the macro
+    configuration (and its seed) as ``ControllerParams(macro=config)``. The
+    job programs the matrix through the back door, as the analog-model
+    backend does, so both start from the same conductances and the
+    comparison isolates the controller, its timing and the converters.
 
     Parameters
     ----------
@@ -748,20 +753,23 @@ def cosim_solve_function(*, simulator: str = "verilator", backend: str = "cosim"
         HDL simulator of the cosim backend.
     backend : {"cosim", "amaranth", "model"}
         Host backend; "model" (register-level controller model) runs in
-        seconds and exercises the same host code as the co-simulation.
+        milliseconds and exercises the same host code as the co-simulation.
     """
     try:
         from ..rtl.params import ControllerParams
         from ..tb import host
+        from ..tb.jobs import make_job
     except ImportError as error:
         raise BackendError(f"the co-simulation host driver (amc.tb.host) cannot be imported: {error}") from error
     if backend not in host.BACKENDS:
         raise BackendError(f"host backend {backend!r} is unknown; use one of {', '.join(host.BACKENDS)}")
 
-    def cosim_solve(a: np.ndarray, b: np.ndarray, config) -> np.ndarray:
+    def cosim_solve(a: np.ndarray, b: np.ndarray, config, *, differential: bool | None = True) -> np.ndarray:
         params = ControllerParams(macro=config)
-        columns = [host.solve(a, b[:, k], params, backend=backend, simulator=simulator).values
-                   for k in range(b.shape[1])]
+        columns = []
+        for k in range(b.shape[1]):
+            job = make_job("solve", a, b[:, k], differential=differential, programming="backdoor")
+            columns.append(host.run_matrix_job(job, params, backend=backend, simulator=simulator).values)
         return np.stack(columns, axis=1)
 
     return cosim_solve

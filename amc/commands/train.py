@@ -30,10 +30,12 @@ from ..cli import UsageError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARGETS = {"digits": 0.96, "emnist-letters": 0.85}
-"""Default target test accuracy per data set. 0.96 is below the 96.5-97 % plateau
-that the default CNN reaches on the digits test split; 0.85 for EMNIST Letters
-is an assumption (not measured here)."""
+DEFAULT_TARGETS = {"digits": 0.95, "emnist-letters": 0.85}
+"""Default target test accuracy per data set. The default CNN levels off at
+96.5-97 % on the digits test split (359 images, 0.28 % per image); closer to
+that plateau, epochs-to-target jumps with single images, so 0.95 is the
+default and benchmarks/results/training.md also lists 0.94-0.965. 0.85 for
+EMNIST Letters is an assumption, not measured here."""
 
 DEFAULT_POOL = {"digits": 2, "emnist-letters": 4}
 """Max-pool window per data set: 8x8 -> 4x4x8 = 128 features (129x129 factor);
@@ -131,7 +133,7 @@ def register(subparsers) -> None:
                        help="comma-separated optimizers to compare")
     proto.add_argument("--epochs", type=int, default=15, help="training epochs per run")
     proto.add_argument("--target-accuracy", type=float,
-                       help="target test accuracy as a fraction (default: 0.96 for digits, 0.85 for EMNIST)")
+                       help="target test accuracy as a fraction (default: 0.95 for digits, 0.85 for EMNIST)")
     proto.add_argument("--seeds", type=_int_list, default=(0, 1, 2),
                        help="comma-separated seeds of the reported runs (initialization, batches, devices)")
     proto.add_argument("--sweep-seeds", type=_int_list, default=(100, 101),
@@ -233,7 +235,7 @@ def _check_args(args) -> None:
         raise UsageError(f"--cosim-every {args.cosim_every} is invalid: use 1 or more")
     if args.target_accuracy is not None and not 0 < args.target_accuracy <= 1:
         raise UsageError(
-            f"--target-accuracy {args.target_accuracy} is invalid: give a fraction in (0, 1], e.g. 0.96 for 96 %"
+            f"--target-accuracy {args.target_accuracy} is invalid: give a fraction in (0, 1], e.g. 0.95 for 95 %"
         )
     if set(args.seeds) & set(args.sweep_seeds):
         raise UsageError(

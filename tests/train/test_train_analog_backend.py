@@ -155,7 +155,7 @@ def test_tiny_damping_is_raised_on_analog_backend(digits):
 def test_cosim_sampling_with_fake_solver_keeps_trajectory(digits):
     calls = []
 
-    def fake(a, b, config):
+    def fake(a, b, config, differential):
         calls.append((a.shape, b.shape, config.seed))
         return np.linalg.solve(a, b)
 

@@ -85,8 +85,21 @@ def test_without_programming_raises_ratios():
 
 
 def test_digital_flops_counts():
-    assert digital_flops(10, 10, "inverse") == 1000
-    assert digital_flops(10, 3, "solve") == pytest.approx(1000 / 3 + 600)
+    assert digital_flops(10, 10, "inverse") == (0.0, 1000)
+    setup, use = digital_flops(10, 3, "solve")
+    assert setup == pytest.approx(1000 / 3)
+    assert use == pytest.approx(600)
+
+
+def test_without_setup_removes_digital_factorization_in_solve_mode():
+    config = MacroConfig()
+    estimate = estimate_cost([_record(16, 4, lambda_min=0.2)], config, apply_mode="solve")
+    kept = estimate.without_setup()
+    assert kept.amc_time_s["programming"] == 0.0
+    assert kept.digital_flops == pytest.approx(2 * 16 * 16 * 4)
+    assert kept.digital_time_s < estimate.digital_time_s
+    inverse = estimate_cost([_record(16, 16, lambda_min=0.2)], config, apply_mode="inverse")
+    assert inverse.without_setup().digital_time_s == pytest.approx(inverse.digital_time_s)
 
 
 def test_missing_settling_information_is_reported():
