@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(levelname)s %(name)s: %(message)s",
     )
+
     try:
         return int(args.func(args) or 0)
     except UsageError as error:

@@ -27,7 +27,7 @@ async def matrix_job(dut):
     tb = AmcTestbench(dut)
     started = time.perf_counter()
     driver = await tb.start()
-    result = await run_job(driver, tb.macro.program_backdoor, job)
+    result = await run_job(driver, tb.macro, job)
     result["wall_time_s"] = time.perf_counter() - started
     result["sim_cycles"] = tb.bus.now_cycles()
     result["wakeups"] = tb.core.log.wakeups

@@ -43,6 +43,15 @@ VERILATOR_BUILD_ARGS = (
 """Extra Verilator arguments of every build."""
 
 
+def _runner(simulator: str):
+    """Return cocotb's runner for `simulator`, logging only errors unless this module logs INFO."""
+    runner = get_runner(simulator)
+    # cocotb's runner sets its logger to INFO itself and reports a cached
+    # build as a warning; follow this module's level instead.
+    runner.log.setLevel(logging.INFO if log.isEnabledFor(logging.INFO) else logging.ERROR)
+    return runner
+
+
 class ZeroTestsError(RuntimeError):
     """A cocotb run executed no test."""
 
@@ -98,7 +107,7 @@ def build_verilog(simulator: str, verilog: Path, toplevel: str, build_dir: Path,
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
     if simulator == "verilator" and waves:
         build_args.append("--trace-fst")
-    runner = get_runner(simulator)
+    runner = _runner(simulator)
     runner.build(
         sources=[verilog],
         hdl_toplevel=toplevel,
@@ -131,7 +140,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
     plusargs = [f"+dumpfile_path={dump_path}"] if simulator == "icarus" and waves else []
     env = {PARAMS_ENV: json.dumps(params_to_dict(params))}
     env.update(extra_env or {})
-    runner = get_runner(simulator)
+    runner = _runner(simulator)
     try:
         runner.test(
             test_module=test_module,

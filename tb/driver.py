@@ -248,6 +248,10 @@ class AmcDriver:
             )
         await self.write_dac(request.inputs)
         await self.configure(request)
+        # The interrupt is the level of the sticky STATUS bits; earlier runs'
+        # bits were reported already, and clearing them lets the wait below
+        # see this run's completion.
+        await self.clear_status()
         start_cycle = self.bus.now_cycles()
         await self.start()
         status = await self.wait_done(request)

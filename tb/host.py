@@ -101,7 +101,7 @@ def _run_model(job: dict, params: ControllerParams) -> JobReport:
     async def main():
         driver = AmcDriver(bus, params)
         await driver.connect()
-        return await run_job(driver, macro.program_backdoor, job)
+        return await run_job(driver, macro, job)
 
     result = asyncio.run(main())
     return JobReport(backend="model", simulator=None, result=result, sim_cycles=bus.now_cycles(),
@@ -118,7 +118,7 @@ def _run_amaranth(job: dict, params: ControllerParams, waves: bool, work_dir: Pa
     started = time.perf_counter()
 
     async def main(driver):
-        return await run_job(driver, macro.program_backdoor, job)
+        return await run_job(driver, macro, job)
 
     run = run_amaranth(params, macro, main, vcd_path=vcd)
     return JobReport(backend="amaranth", simulator=None, result=run.result, sim_cycles=run.cycles,

@@ -61,9 +61,13 @@ def result_to_dict(result: ProblemResult, driver: AmcDriver) -> dict:
     }
 
 
-async def run_job(driver: AmcDriver, program_backdoor, job: dict) -> dict:
-    """Run `job` through `driver`; return the result as a JSON-safe dictionary."""
-    ops = MatrixOperations(driver, program_backdoor)
+async def run_job(driver: AmcDriver, macro, job: dict) -> dict:
+    """Run `job` through `driver` on the analog model `macro`; return a JSON-safe dictionary.
+
+    The result includes the conductances the cells reached, read from the
+    model, so reports can compare them with the targets.
+    """
+    ops = MatrixOperations(driver, macro.program_backdoor)
     array = job["array"]
     summary = await ops.program(array, job["matrix"], differential=job.get("differential"),
                                 method=job.get("programming", "write-verify"))
@@ -73,14 +77,20 @@ async def run_job(driver: AmcDriver, program_backdoor, job: dict) -> dict:
     else:
         result = await ops.multiply(array, job["vector"], transpose=job["kind"] == "multiply_t", **options)
     record = result_to_dict(result, driver)
-    record["programming"] = programming_to_dict(summary)
+    record["programming"] = programming_to_dict(summary, macro, array)
     return record
 
 
-def programming_to_dict(summary) -> dict:
-    """Return the JSON-safe summary of a `ProgrammingSummary`."""
+def programming_to_dict(summary, macro, array: int) -> dict:
+    """Return the JSON-safe summary of a `ProgrammingSummary`, with target and reached conductances."""
     pulses = summary.pulses_per_cell()
+    m, n = summary.mapping.shape
+    targets = summary.mapping.array_images(macro.config.array)
+    reached = macro.conductances(array)
+    halves = [half for half, image in enumerate(targets) if image is not None]
     return {
+        "target_S": [targets[half][:m, :n].tolist() for half in halves],
+        "reached_S": [reached[half][:m, :n].tolist() for half in halves],
         "method": summary.method,
         "total_pulses": int(summary.total_pulses),
         "cycles": int(summary.cycles),

@@ -138,6 +138,8 @@ async def write_verify(driver: AmcDriver, array: int, targets, *, half: int = 0,
     read_code = p.default_read_code if options.read_code is None else options.read_code
     await bus.write(regs["WV_READ_CODE"].offset, read_code & ((1 << p.dac_bits) - 1))
 
+    # Clear earlier runs' sticky bits so the interrupt marks this run's end.
+    await driver.clear_status()
     start_cycle = bus.now_cycles()
     await bus.write(regs["WV_CTRL"].offset, 1)
     limit = _cycle_bound(driver, len(rows) * len(cols), options)

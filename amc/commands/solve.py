@@ -18,6 +18,8 @@ from ..model.errors import ModelError
 from ..problems import DEFAULT_RIDGE_LAMBDA, ProblemError, check_problem, load_problem, ridge_diabetes
 from ..tb.host import BACKENDS, run_matrix_job
 from ..tb.jobs import make_job
+from ..tb.matrix_ops import PROGRAMMING_METHODS
+from ..reports import write_programming_report
 from ..tb.matrix_ops import check_inv_problem
 from ..tb.toolchain import SIMULATORS, SimulatorNotFound, prepare_simulator
 from .options import add_macro_options, params_from_args
@@ -47,6 +49,11 @@ def register(subparsers) -> None:
     run.add_argument("--waves", action=argparse.BooleanOptionalAction, default=True,
                      help="write a waveform and a GTKWave save file (default on)")
     run.add_argument("--settle-cycles", type=int, help="settle time in clock cycles (default: automatic)")
+    run.add_argument("--programming", choices=PROGRAMMING_METHODS, default="write-verify",
+                     help="write-verify: program every cell with the on-chip engine (default); backdoor: set the "
+                          "target conductances directly in the model, for comparison")
+    run.add_argument("--programming-report", type=Path, metavar="PNG",
+                     help="write a PNG of pulses per cell and reached versus target conductance")
     run.add_argument("--work-dir", type=Path, default=Path("out/solve"),
                      help="folder for waveforms and simulator files (default out/solve)")
     run.add_argument("--output", type=Path, help="write the result as JSON to this file")
@@ -74,6 +81,11 @@ def run_solve(args: argparse.Namespace) -> int:
         raise UsageError(f"--settle-cycles {args.settle_cycles} is invalid: use 1 to {(1 << params.counter_width) - 1}")
     if args.output is not None and args.output.is_dir():
         raise UsageError(f"--output {args.output} is a folder; give a file name")
+    if args.programming_report is not None:
+        if args.programming_report.suffix.lower() != ".png":
+            raise UsageError(f"--programming-report {args.programming_report} must name a .png file")
+        if args.programming != "write-verify":
+            raise UsageError("--programming-report needs --programming write-verify")
 
     try:
         if args.matrix is not None:
@@ -88,7 +100,8 @@ def run_solve(args: argparse.Namespace) -> int:
         raise _usage(error) from None
 
     reference = np.linalg.solve(problem.matrix, problem.rhs)
-    job = make_job("solve", problem.matrix, problem.rhs, settle_cycles=args.settle_cycles)
+    job = make_job("solve", problem.matrix, problem.rhs, settle_cycles=args.settle_cycles,
+                   programming=args.programming)
     started = time.perf_counter()
     report = run_matrix_job(job, params, backend=args.backend, simulator=args.simulator, waves=args.waves,
                             work_dir=args.work_dir)
@@ -112,6 +125,7 @@ def run_solve(args: argparse.Namespace) -> int:
         ("ADC resolution", f"{config.adc.bits} bits, 1 LSB = {lsb_percent:.3g} % of full scale"),
         ("mapping", f"{'signed (differential pair)' if result['differential'] else 'unsigned'}, "
                     f"largest |A_target - A| = {result['matrix_error_max']:.3g} (level rounding)"),
+        ("programming", _programming_line(result["programming"], params)),
         ("settle time", f"{result['settle_cycles']} cycles = {_us(result['settle_time_s'])} "
                         f"(slowest-pole estimate {_us(result['settle_estimate_pole_s'])})"),
         ("operations", f"{result['runs']} (auto-ranging), {sum(result['op_cycles'])} controller cycles"),
@@ -123,6 +137,10 @@ def run_solve(args: argparse.Namespace) -> int:
     if report.wave_path is not None:
         lines.append(("waveform", f"{report.wave_path}"))
         lines.append(("view with", f"gtkwave {report.wave_path} {report.gtkw_path}"))
+    if args.programming_report is not None:
+        write_programming_report(result["programming"], args.programming_report,
+                                 title=f"{problem.name}, seed {config.seed}")
+        lines.append(("programming report", str(args.programming_report)))
     width = max(len(label) for label, _ in lines)
     for label, text in lines:
         print(f"{label:<{width}}  {text}")
@@ -133,6 +151,8 @@ def run_solve(args: argparse.Namespace) -> int:
             "seed": config.seed, "relative_error": error, "converter_limited_error": limit, "x": x.tolist(), "x_numpy": reference.tolist(),
             "sim_cycles": report.sim_cycles, "wall_time_s": wall, "wave_path": str(report.wave_path or ""),
             **{key: result[key] for key in ("codes", "settle_cycles", "settle_time_s", "runs", "op_cycles")},
+            "programming": {key: value for key, value in result["programming"].items()
+                            if key not in ("target_S", "reached_S")},
         }
         args.output.parent.mkdir(parents=True, exist_ok=True)
         temporary = args.output.with_suffix(args.output.suffix + ".tmp")
@@ -141,7 +161,24 @@ def run_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _programming_line(programming: dict, params) -> str:
+    if programming["method"] == "backdoor":
+        return "backdoor (target conductances set directly in the model; no pulses)"
+    failed = programming["failed_cells"]
+    seconds = programming["cycles"] * params.clock_period_ps * 1e-12
+    text = (f"write-verify, {programming['total_pulses']} pulses: {programming['pulses_mean']:.2f} per cell "
+            f"(max {programming['pulses_max']}), {len(failed)} failed cell(s), "
+            f"{programming['cycles']} cycles = {_us(seconds)}")
+    if failed:
+        shown = ", ".join(f"{'-' if half else '+'}({row}, {col})" for half, row, col in failed[:5])
+        text += f"; failed (half, row, column): {shown}{' ...' if len(failed) > 5 else ''}"
+    return text
+
+
 def _us(seconds) -> str:
+    """Format a time in seconds as us or ms."""
     if seconds is None or not math.isfinite(seconds):
         return "n/a"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
     return f"{seconds * 1e6:.3g} us"
