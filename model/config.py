@@ -256,26 +256,36 @@ class CellParams:
     SET raises the conductance by an amount that grows with the gate
     (compliance) voltage above ``set_threshold_V``; RESET lowers it by an amount
     that grows with the source-line voltage above ``reset_threshold_V``. Both
-    shrink near the window edge they move toward. No source states these
-    numbers for the reconfigurable macro; every default is an assumption chosen
-    so that a few to a few tens of pulses move a cell across its window, as
-    write-verify reports describe.
+    shrink near the window edge they move toward. `amc.model.rram_cell` gives
+    the equations, including the pulse-width and saturation exponents.
+
+    No source states these numbers for the reconfigurable macro, so every
+    default is an assumption. The gains were chosen so that write-verify with
+    the `ProgrammingParams` defaults reaches any of 16 levels over 1-100 uS
+    (the level count of [GRAMC]) in a few to about 25 pulses. On 32 x 32
+    arrays of random levels it needs 9.6 pulses per cell on average, and only
+    stuck cells fail (docs/model.md gives the measurement).
     """
 
     set_threshold_V: float = 0.6
     """Gate voltage below which a SET pulse leaves the cell unchanged, in volts (assumption)."""
 
-    set_gain_S_per_V: float = 25e-6
-    """Conductance gained per SET pulse per volt of gate overdrive, for a cell at g_min, in S/V (assumption)."""
+    set_gain_S_per_V: float = 40e-6
+    """Conductance gained per SET pulse per volt of gate overdrive, for a cell at g_min and a pulse of
+    ``reference_width_s``, in S/V (assumption). The first pulse of the default ramp (0.7 V, 0.1 V
+    overdrive) adds 4 uS, about 5 verify codes, to a cell at g_min. With 25e-6 S/V write-verify
+    needed about 12 pulses per cell on average and up to 26."""
 
     reset_threshold_V: float = 0.6
     """Source-line voltage below which a RESET pulse leaves the cell unchanged, in volts (assumption)."""
 
-    reset_gain_S_per_V: float = 25e-6
-    """Conductance lost per RESET pulse per volt of source-line overdrive, for a cell at g_max, in S/V (assumption)."""
+    reset_gain_S_per_V: float = 40e-6
+    """Conductance lost per RESET pulse per volt of source-line overdrive, for a cell at g_max and a pulse
+    of ``reference_width_s``, in S/V (assumption: symmetric with SET)."""
 
     reference_width_s: float = 100e-9
-    """Pulse width at which the gains above apply, in seconds (assumption)."""
+    """Pulse width at which the gains above apply, in seconds (assumption). Other widths scale each
+    step by (width / reference_width_s)^0.5 (`amc.model.rram_cell.WIDTH_EXPONENT`)."""
 
     cycle_sigma_rel: float = 0.2
     """Cycle-to-cycle spread: relative standard deviation of each pulse's conductance change (assumption)."""
@@ -284,7 +294,8 @@ class CellParams:
     """Device-to-device spread: relative standard deviation of each cell's gains, drawn once (assumption)."""
 
     initial_fraction: float = 0.0
-    """Conductance of a fresh cell as a fraction of the window above g_min (0: formed and reset to g_min)."""
+    """Conductance of a fresh cell as a fraction of the window above g_min (0: formed and reset to g_min).
+    `AnalogMacro` starts every free cell there; `program_backdoor` overwrites it."""
 
     def __post_init__(self) -> None:
         for name in ("set_threshold_V", "set_gain_S_per_V", "reset_threshold_V", "reset_gain_S_per_V",

@@ -1,6 +1,6 @@
-"""RRAM cell non-idealities: stuck cells, programming error and read noise.
+"""RRAM cell non-idealities: stuck cells, programming error, read noise, pulse response.
 
-All three draw from independent streams spawned from one
+Every effect draws from its own stream spawned from one
 ``numpy.random.SeedSequence(config.seed)``. Switching one effect on or off
 therefore leaves the draws of the others unchanged. For example, the
 stuck-cell map of a seed is the same with or without read noise.
@@ -13,7 +13,11 @@ stuck-cell map of a seed is the same with or without read noise.
   A new error is drawn at every programming call.
 - Read noise: during one analog operation each cell conductance is multiplied
   by ``1 + sigma_rel * n`` with n standard normal, drawn anew at every analog
-  enable for the whole selected array; negative results are set to zero.
+  enable for the whole selected array; negative results are set to zero. A
+  single-cell verify read draws one n, for the selected cell only.
+- Pulse response: `amc.model.rram_cell.RramCells` with the device-to-device
+  gain factors (drawn once) and the cycle-to-cycle factors (one per pulse).
+  The backdoor (`program`) uses the programming error above instead.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import MacroConfig
+from .rram_cell import RramCells
 
 __all__ = ["RandomStreams", "StuckMap", "draw_stuck_map", "DeviceModel"]
 
@@ -37,11 +42,20 @@ class RandomStreams:
     stuck: np.random.Generator
     programming: np.random.Generator
     read_noise: np.random.Generator
+    cell_spread: np.random.Generator
+    """Device-to-device gain factors of the pulse response."""
+    cell_cycle: np.random.Generator
+    """Cycle-to-cycle factor of each programming pulse."""
 
     @classmethod
     def from_seed(cls, seed: int) -> "RandomStreams":
-        """Spawn the three streams from ``SeedSequence(seed)`` in a fixed order."""
-        children = np.random.SeedSequence(seed).spawn(3)
+        """Spawn the streams from ``SeedSequence(seed)`` in a fixed order.
+
+        Child k of a SeedSequence does not depend on how many children are
+        spawned, so the first three streams are those of earlier versions
+        that spawned three.
+        """
+        children = np.random.SeedSequence(seed).spawn(5)
         return cls(*(np.random.default_rng(child) for child in children))
 
 
@@ -79,12 +93,13 @@ def draw_stuck_map(rng: np.random.Generator, config: MacroConfig) -> StuckMap:
 
 
 class DeviceModel:
-    """Non-ideal cells of one macro instance: applies programming error, stuck cells and read noise."""
+    """Non-ideal cells of one macro instance: programming error, stuck cells, read noise, pulse response."""
 
     def __init__(self, config: MacroConfig):
         self.config = config
         self.streams = RandomStreams.from_seed(config.seed)
         self.stuck_map = draw_stuck_map(self.streams.stuck, config)
+        self.cells = RramCells(config, self.streams.cell_spread, self.streams.cell_cycle, self.stuck_map.stuck)
 
     def program(self, array: int, target_S: np.ndarray, halves: tuple[int, ...]) -> np.ndarray:
         """Return the conductances a programming step leaves in the cells, in siemens.
@@ -122,6 +137,14 @@ class DeviceModel:
             return programmed_S
         factor = 1.0 + params.sigma_rel * self.streams.read_noise.standard_normal(programmed_S.shape)
         return programmed_S * np.maximum(factor, 0.0)
+
+    def read_cell(self, g_S: float) -> float:
+        """Return the conductance one cell shows during a single-cell read (one read-noise draw), in siemens."""
+        params = self.config.nonideal.read_noise
+        if not (params.enabled and params.sigma_rel > 0.0):
+            return float(g_S)
+        factor = 1.0 + params.sigma_rel * self.streams.read_noise.standard_normal()
+        return float(g_S) * max(factor, 0.0)
 
     @property
     def read_noise_on(self) -> bool:
