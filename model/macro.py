@@ -2,10 +2,19 @@
 
 `AnalogMacro` is the analog side that every backend (register model, Amaranth
 simulation, cocotb co-simulation) drives with integer picosecond times:
-program the arrays, latch DAC codes, enable a switch state, sample ADC
-channels, disable. Between a disable and the next enable every op-amp output
-holds its value, and the next operation starts its transient from there, so
-sampling too early reads a value that has not settled.
+program the arrays (programming pulses, or the backdoor), latch DAC codes,
+enable a switch state, sample ADC channels, disable. Between a disable and the
+next enable every op-amp output holds its value, and the next operation starts
+its transient from there, so sampling too early reads a value that has not
+settled.
+
+A single-cell verify read (VERIFY: one DAC on row r, one TIA on column c) has
+one op-amp and one pole, so `enable` evaluates it in closed form instead of
+building and decomposing the circuit. A write-verify of a full array issues
+tens of thousands of such reads; the closed form keeps each one to tens of
+microseconds. It gives the same samples as the general path (within
+floating-point rounding), which `AnalogMacro(..., verify_fast_path=False)`
+selects for comparison.
 """
 
 from __future__ import annotations
@@ -17,12 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .circuits import LinearCircuit, OpAmpRole, build_circuit
-from .config import MacroConfig
+from .config import AdcParams, MacroConfig
 from .converters import adc_convert, check_code, dac_decode
 from .devices import NEGATIVE, POSITIVE, DeviceModel
 from .errors import CircuitBuildError, MacroUsageError
+from .rram_cell import SET
 from .statespace import CircuitAnalysis, SettleEstimates, StabilityReport
-from .switch_matrix import ModeEntry, SwitchState
+from .switch_matrix import MODES, Conn, ModeEntry, SwitchState
 from .trajectory import RailScan, Trajectory, scan_rails
 
 __all__ = [
@@ -131,19 +141,39 @@ class OperationRecord:
     steady_state_beyond_rails: tuple[int, ...]
     """Channels whose steady state lies beyond the rails; their outputs cannot settle there."""
 
-    settle: SettleEstimates
-    """Settling estimates for eps = half an ADC LSB relative to full scale."""
+    settle_eps: float
+    """Relative error of the `settle` estimates: half an ADC LSB relative to full scale."""
 
-    stability: StabilityReport
-    analysis: CircuitAnalysis = field(repr=False)
-    trajectory: Trajectory = field(repr=False)
+    response: "_CircuitResponse | _CellReadResponse" = field(repr=False)
+    """Evaluates the op-amp outputs of this operation (general circuit or single-cell closed form)."""
+
     disable_time_ps: int | None = None
     samples: list[SampleRecord] = field(default_factory=list)
 
     @property
+    def analysis(self) -> CircuitAnalysis:
+        """Analysis of the circuit as operated (read noise included); built on first use for a fast verify read."""
+        return self.response.analysis
+
+    @property
+    def trajectory(self) -> Trajectory:
+        """Op-amp response of the general path; built on first use for a fast verify read."""
+        return self.response.trajectory
+
+    @property
+    def settle(self) -> SettleEstimates:
+        """Settling estimates for eps = `settle_eps` (half an ADC LSB relative to full scale)."""
+        return self.response.settle_estimates(self.settle_eps)
+
+    @property
+    def stability(self) -> StabilityReport:
+        """Stability verdict of the circuit as operated."""
+        return self.analysis.stability
+
+    @property
     def saturation_start_s(self) -> float | None:
         """Time after the enable from which an output may sit at a rail (None if never so far), in seconds."""
-        return self.trajectory.saturation_start_s
+        return self.response.saturation_start_s
 
     @property
     def rail_clipped_channels(self) -> tuple[int, ...]:
@@ -166,6 +196,157 @@ class OperationRecord:
         if reference == 0.0:
             return 0.0
         return self.analysis.settle_time(eps, self.trajectory.linear.x0, self.dac_volts, reference_V=reference)
+
+
+class _CircuitResponse:
+    """Op-amp outputs of an operation from its circuit analysis and (saturating) trajectory."""
+
+    def __init__(self, analysis: CircuitAnalysis, trajectory: Trajectory):
+        self.analysis = analysis
+        self.trajectory = trajectory
+        self._settle: dict[float, SettleEstimates] = {}
+
+    @property
+    def op_amps(self) -> tuple[tuple[OpAmpRole, int], ...]:
+        return self.analysis.circuit.op_amps
+
+    @property
+    def steady_state(self) -> np.ndarray:
+        return self.trajectory.steady_state
+
+    @property
+    def saturation_start_s(self) -> float | None:
+        return self.trajectory.saturation_start_s
+
+    def internal(self, t_s: float, index: int) -> float:
+        return float(self.trajectory.internal(t_s, index))
+
+    def outputs(self, t_s: float) -> np.ndarray:
+        return self.trajectory.outputs(t_s)
+
+    def settle_estimates(self, eps: float) -> SettleEstimates:
+        if eps not in self._settle:
+            self._settle[eps] = self.analysis.settle_estimates(eps)
+        return self._settle[eps]
+
+
+class _CellReadResponse:
+    """Closed-form response of a single-cell TIA read: one op-amp, one pole.
+
+    The cell conductance G joins the DAC voltage u to the summing node, and
+    the feedback G_fb joins the output x. The summing-node weights are
+    W = G_fb / (G_fb + G) and W_s = G / (G_fb + G), so with m = W + 1/A0
+    the one-state model of `amc.model.statespace` gives
+
+        x_ss   = -W_s u / m
+        x(tau) = x_ss + (x0 - x_ss) exp(-m tau),   tau = 2 pi GBW t,
+
+    one pole at -2 pi GBW m. `AnalogMacro` uses it only when
+    |x_ss| + |x0 - x_ss| <= rail_V: the output then moves monotonically
+    from x0 to x_ss and stays inside the rails, where the general path is
+    linear too. The analysis and trajectory of the general path are built
+    only if a caller asks for them.
+    """
+
+    def __init__(self, state: SwitchState, config: MacroConfig, conductance_S: float, feedback_S: float,
+                 x0: float, u: float, line: int):
+        self._state = state
+        self._config = config
+        self._conductance_S = conductance_S
+        self._x0 = x0
+        self._u = u
+        self._op_amps = ((OpAmpRole.LINE, line),)
+        self._settle = {}
+        total = feedback_S + conductance_S
+        self._rate = 2.0 * math.pi * config.opamp.gbw_Hz
+        self._decay = feedback_S / total + 1.0 / config.opamp.open_loop_gain
+        self._steady = -((conductance_S / total) * u) / self._decay
+        self._rail = config.opamp.rail_V
+        self._analysis: CircuitAnalysis | None = None
+        self._trajectory: Trajectory | None = None
+
+    @property
+    def analysis(self) -> CircuitAnalysis:
+        if self._analysis is None:
+            self._analysis = CircuitAnalysis(_cell_circuit(self._state, self._conductance_S, self._config))
+        return self._analysis
+
+    @property
+    def trajectory(self) -> Trajectory:
+        if self._trajectory is None:
+            self._trajectory = Trajectory(self.analysis, [self._x0], [self._u])
+        return self._trajectory
+
+    @property
+    def op_amps(self) -> tuple[tuple[OpAmpRole, int], ...]:
+        return self._op_amps
+
+    @property
+    def steady_state(self) -> np.ndarray:
+        return np.array([self._steady])
+
+    @property
+    def saturation_start_s(self) -> float | None:
+        return None
+
+    def internal(self, t_s: float, index: int) -> float:
+        if t_s < 0:
+            raise ValueError(f"time {t_s!r} s is before the start of the operation; use t_s >= 0")
+        if index != 0:
+            raise IndexError(f"a single-cell read has one op-amp output, got index {index}")
+        return self._steady + (self._x0 - self._steady) * math.exp(-self._decay * (float(t_s) * self._rate))
+
+    def outputs(self, t_s: float) -> np.ndarray:
+        return np.array([min(max(self.internal(t_s, 0), -self._rail), self._rail)])
+
+    def settle_estimates(self, eps: float) -> SettleEstimates:
+        if eps not in self._settle:
+            self._settle[eps] = self.analysis.settle_estimates(eps)
+        return self._settle[eps]
+
+
+def _selected_cell(state: SwitchState) -> tuple[int, int]:
+    """Return the (row, column) of a single-cell state, raising MacroUsageError unless exactly one of each is on."""
+    rows = np.flatnonzero(state.row_enable)
+    cols = np.flatnonzero(state.col_enable)
+    if len(rows) != 1 or len(cols) != 1:
+        raise MacroUsageError(
+            f"{state.mode.name} needs exactly one row and one column enabled, got rows {rows.tolist()} and "
+            f"columns {cols.tolist()}; build the state with decode_switch_state or one-hot enable masks"
+        )
+    return int(rows[0]), int(cols[0])
+
+
+def _cell_circuit(state: SwitchState, conductance_S: float, config: MacroConfig) -> LinearCircuit:
+    """Return the circuit of a single-cell read whose selected cell shows `conductance_S`."""
+    geometry = config.array
+    images = np.zeros((2, geometry.rows, geometry.cols))
+    row, col = state.cell
+    images[NEGATIVE if state.half_negative else POSITIVE, row, col] = conductance_S
+    return build_circuit(state, images[POSITIVE], images[NEGATIVE], config)
+
+
+def _cell_read_feedback(mode: ModeEntry) -> str | None:
+    """Return which feedback conductance a single-cell TIA read of `mode` uses, or None for other modes.
+
+    The closed form of `_CellReadResponse` holds for one DAC driving the
+    selected row directly and one TIA sensing the selected column.
+    """
+    flags = mode.conn
+    required = Conn.CELL_SELECT | Conn.DAC_ROWS | Conn.OPA_SENSE_COLS
+    excluded = (Conn.PULSE_DRIVERS | Conn.DAC_ROWS_GIN | Conn.DAC_COLS | Conn.OPA_SENSE_ROWS | Conn.OPA_DRIVE_COLS
+                | Conn.NEG_INVERTERS)
+    if flags & required != required or flags & excluded:
+        return None
+    has_gf, has_gv = bool(flags & Conn.OPA_FEEDBACK_GF), bool(flags & Conn.OPA_FEEDBACK_GV)
+    if has_gf == has_gv:
+        return None
+    return "g_f" if has_gf else "g_verify"
+
+
+# Per mode code, because IntFlag arithmetic costs microseconds and enable runs for every verify read.
+_CELL_READ_FEEDBACK = {entry.code: _cell_read_feedback(entry) for entry in MODES}
+_PULSE_MODES = frozenset(entry.code for entry in MODES if entry.conn & Conn.PULSE_DRIVERS)
 
 
 @dataclass(frozen=True)
@@ -204,25 +385,33 @@ class AnalogMacro:
     ----------
     config : MacroConfig, optional
         Geometry, analog parameters, non-idealities and seed; default `MacroConfig()`.
+    verify_fast_path : bool
+        Evaluate single-cell verify reads in closed form (default). False
+        builds and analyses their circuit like any other operation; both give
+        the same samples, so False only serves to check the closed form.
 
     Notes
     -----
     Every random draw comes from ``config.seed`` (see `amc.model.devices`),
-    so the same event sequence gives the same codes. Cells start at g_min
-    (stuck cells at their stuck value), DAC latches at code 0 and op-amp
-    holds at 0 V.
+    so the same event sequence gives the same codes. Cells start at
+    g_min + `CellParams.initial_fraction` (g_max - g_min) (stuck cells at
+    their stuck value), DAC latches at code 0 and op-amp holds at 0 V.
     """
 
-    def __init__(self, config: MacroConfig | None = None):
+    def __init__(self, config: MacroConfig | None = None, *, verify_fast_path: bool = True):
         self.config = MacroConfig() if config is None else config
         if not isinstance(self.config, MacroConfig):
             raise TypeError(f"config must be a MacroConfig, got {type(self.config).__name__}")
         geometry = self.config.array
         self.devices = DeviceModel(self.config)
-        shape = (geometry.n_arrays, 2, geometry.rows, geometry.cols)
-        stuck = self.devices.stuck_map
-        self._programmed = np.where(stuck.stuck, stuck.value_S, np.full(shape, geometry.g_min_S))
+        self.verify_fast_path = bool(verify_fast_path)
+        self._programmed = self.devices.cells.fresh_conductance(self.devices.stuck_map.value_S)
+        # _versions counts every change of an array's conductances (cache key);
+        # _passes counts programming passes (see programming_count).
         self._versions = [0] * geometry.n_arrays
+        self._passes = [0] * geometry.n_arrays
+        self._pass_open = [False] * geometry.n_arrays
+        self._pulse_count = 0
         lines = geometry.lines
         self._dac_codes = np.zeros(lines, dtype=np.int64)
         self._held = {OpAmpRole.LINE: np.zeros(lines), OpAmpRole.INVERTER: np.zeros(lines)}
@@ -262,14 +451,38 @@ class AnalogMacro:
         return self._active if self._active is not None else self._last_operation
 
     @property
+    def last_event_ps(self) -> int:
+        """Time of the latest event (the end of the latest pulse), in picoseconds; the next event may not be earlier."""
+        return self._last_event_ps
+
+    @property
     def operation_count(self) -> int:
         """Number of analog operations (enables) so far, batch operations included."""
         return self._operation_count
 
     def programming_count(self, array: int) -> int:
-        """Return how often `array` has been programmed since construction."""
+        """Return how often `array` has been programmed since construction.
+
+        A backdoor write counts once, and so does a pass of pulses (with the
+        verify reads between them) that no other operation interrupts: a
+        write-verify of both halves is one programming.
+        """
+        self._check_array(array)
+        return self._passes[array]
+
+    def conductance_version(self, array: int) -> int:
+        """Return a counter that changes with every backdoor write or pulse on `array`.
+
+        A caller that stores it after programming can tell later whether the
+        conductances may have changed since.
+        """
         self._check_array(array)
         return self._versions[array]
+
+    @property
+    def pulse_count(self) -> int:
+        """Programming pulses applied since construction, on every array."""
+        return self._pulse_count
 
     def held_outputs(self) -> np.ndarray:
         """Return the held outputs of the line op-amps (ADC channels), in volts."""
@@ -282,11 +495,12 @@ class AnalogMacro:
     # Programming -----------------------------------------------------------
 
     def program_backdoor(self, array: int, g_pos_S, g_neg_S=None) -> None:
-        """Write target conductances into one array, bypassing the controller.
+        """Write target conductances into one array, bypassing the pulses and the controller.
 
-        This is a backdoor until on-chip write-verify exists: it applies the
-        programming error and the stuck-cell map in one step, as a
-        write-verify loop that ends at its first attempt would.
+        It applies the Gaussian programming error (`NonIdealities.programming`)
+        and the stuck-cell map in one step. On silicon a matrix reaches the
+        array only through pulses: `apply_pulse`, driven by the controller's
+        write-verify engine or by `amc.model.programming.program_matrix`.
 
         Parameters
         ----------
@@ -308,11 +522,80 @@ class AnalogMacro:
             halves.append(NEGATIVE)
         self._programmed[array] = self.devices.program(array, target, tuple(halves))
         self._versions[array] += 1
+        self._passes[array] += 1
+        self._pass_open[array] = False
 
     def conductances(self, array: int) -> tuple[np.ndarray, np.ndarray]:
         """Return copies of the programmed (positive, negative) conductances of an array, in siemens."""
         self._check_array(array)
         return self._programmed[array, POSITIVE].copy(), self._programmed[array, NEGATIVE].copy()
+
+    def apply_pulse(self, time_ps: int, state: SwitchState, polarity: int, amplitude_code: int,
+                    width_ps: int) -> None:
+        """Apply one programming pulse to the cell that `state` selects, starting at `time_ps`.
+
+        The new conductance replaces the stored one, so every later operation
+        (verify reads, MVM, INV) and `conductances` see it. `amc.model.rram_cell`
+        gives the response; stuck cells do not change.
+
+        Parameters
+        ----------
+        time_ps : int
+            Start of the pulse, in picoseconds; not before the previous event.
+            The next event may come at ``time_ps + width_ps`` at the earliest.
+        state : SwitchState
+            A PROGRAM state (CELL_SELECT | PULSE_DRIVERS): `state.cell` is the
+            (row, column), `state.array` the array, and `state.half_negative`
+            selects the negative half.
+        polarity : int
+            1 (SET): gate voltage ``amplitude_code * ProgrammingParams.gate_lsb_V``.
+            0 (RESET): source-line voltage ``amplitude_code * ProgrammingParams.source_line_lsb_V``.
+        amplitude_code : int
+            0 to 2^amplitude_bits - 1.
+        width_ps : int
+            Pulse width, in picoseconds, above zero.
+
+        Raises
+        ------
+        MacroUsageError
+            During an analog operation, for a time before the previous event,
+            a state that is not PROGRAM, or a polarity, amplitude or width out of range.
+        """
+        time_ps = self._check_time(time_ps, "pulse")
+        if self._active is not None:
+            raise MacroUsageError(
+                f"pulse at {time_ps} ps during the operation enabled at {self._active.enable_time_ps} ps; "
+                "call disable first"
+            )
+        self._check_state(state)
+        if state.mode.code not in _PULSE_MODES or state.signed:
+            raise MacroUsageError(
+                f"apply_pulse needs an unsigned PROGRAM state (CELL_SELECT | PULSE_DRIVERS), got "
+                f"{state.mode.name}{' signed' if state.signed else ''}; decode the switch word of the pulse"
+            )
+        if isinstance(polarity, (bool, np.bool_)) or polarity not in (0, 1):
+            raise MacroUsageError(f"pulse polarity {polarity!r} is invalid; use 1 (SET) or 0 (RESET)")
+        programming = self.config.programming
+        top = (1 << programming.amplitude_bits) - 1
+        if (isinstance(amplitude_code, (bool, np.bool_)) or not isinstance(amplitude_code, (int, np.integer))
+                or not 0 <= amplitude_code <= top):
+            raise MacroUsageError(
+                f"pulse amplitude code {amplitude_code!r} is invalid; use an integer from 0 to {top} "
+                f"(ProgrammingParams.amplitude_bits = {programming.amplitude_bits})"
+            )
+        if isinstance(width_ps, (bool, np.bool_)) or not isinstance(width_ps, (int, np.integer)) or width_ps <= 0:
+            raise MacroUsageError(f"pulse width {width_ps!r} is invalid; use an integer number of picoseconds above 0")
+        row, col = _selected_cell(state)
+        half = NEGATIVE if state.half_negative else POSITIVE
+        lsb_V = programming.gate_lsb_V if int(polarity) == SET else programming.source_line_lsb_V
+        self.devices.cells.apply_pulse(self._programmed, state.array, half, row, col, int(polarity),
+                                       int(amplitude_code) * lsb_V, int(width_ps) * PICOSECOND)
+        self._versions[state.array] += 1
+        if not self._pass_open[state.array]:
+            self._passes[state.array] += 1
+            self._pass_open[state.array] = True
+        self._pulse_count += 1
+        self._last_event_ps = time_ps + int(width_ps)
 
     # DACs ----------------------------------------------------------------
 
@@ -355,8 +638,8 @@ class AnalogMacro:
     def _initial_state(self, circuit: LinearCircuit) -> np.ndarray:
         return np.array([self._held[role][line] for role, line in circuit.op_amps])
 
-    def _store_held(self, circuit: LinearCircuit, values: np.ndarray) -> None:
-        for (role, line), value in zip(circuit.op_amps, values):
+    def _store_held(self, op_amps, values: np.ndarray) -> None:
+        for (role, line), value in zip(op_amps, values):
             self._held[role][line] = value
 
     def enable(self, time_ps: int, state: SwitchState) -> OperationRecord:
@@ -365,12 +648,19 @@ class AnalogMacro:
         Builds the circuit with the programmed conductances (read noise drawn
         now if enabled), and starts the transient from the op-amp outputs held
         at the previous disable. An unstable circuit is accepted: its outputs
-        run to the rails, and the record's `stability` gives the reason.
+        run to the rails, and the record's `stability` gives the reason. A
+        single-cell read (VERIFY) draws read noise for the selected cell only.
 
         Returns
         -------
         OperationRecord
             The record of this operation, also available as `last_operation`.
+
+        Raises
+        ------
+        MacroUsageError
+            During another operation, for a time before the previous event, or
+            for a PROGRAM state (a pulse is not an operation; use `apply_pulse`).
         """
         time_ps = self._check_time(time_ps, "enable")
         if self._active is not None:
@@ -378,36 +668,68 @@ class AnalogMacro:
                 f"enable at {time_ps} ps while the operation enabled at {self._active.enable_time_ps} ps "
                 "is still running; call disable first"
             )
-        analysis = self._operation_analysis(state)
-        circuit = analysis.circuit
-        x0 = self._initial_state(circuit)
-        dac_volts = dac_decode(self._dac_codes[circuit.source_channels], self.config.dac)
-        trajectory = Trajectory(analysis, x0, dac_volts)
-        n_out = circuit.n_outputs
-        steady = trajectory.steady_state[:n_out].copy()
-        rail = self.config.opamp.rail_V
-        beyond = tuple(int(line) for line, v in zip(circuit.sensed_lines, steady) if abs(v) > rail)
-        record = OperationRecord(
-            index=self._operation_count,
-            mode=state.mode.name,
-            signed=bool(state.signed),
-            array=int(state.array),
-            output_channels=tuple(int(line) for line in circuit.sensed_lines),
-            input_channels=tuple(int(line) for line in circuit.source_channels),
-            enable_time_ps=time_ps,
-            dac_volts=dac_volts,
-            initial_V=x0[:n_out].copy(),
-            steady_state_V=steady,
-            steady_state_beyond_rails=beyond,
-            settle=analysis.settle_estimates(adc_settle_eps(self.config)),
-            stability=analysis.stability,
-            analysis=analysis,
-            trajectory=trajectory,
-        )
+        self._check_state(state)
+        if state.mode.code in _PULSE_MODES:
+            raise MacroUsageError(f"{state.mode.name} applies a pulse and forms no circuit; call apply_pulse")
+        feedback = None if state.signed else _CELL_READ_FEEDBACK[state.mode.code]
+        if feedback is not None:
+            record = self._enable_cell_read(time_ps, state, feedback)
+        else:
+            # Any operation other than a verify read ends the programming passes.
+            self._pass_open = [False] * len(self._pass_open)
+            record = self._enable_circuit(time_ps, state)
         self._active = record
         self._operation_count += 1
         self._last_event_ps = time_ps
         return record
+
+    def _enable_circuit(self, time_ps: int, state: SwitchState) -> OperationRecord:
+        analysis = self._operation_analysis(state)
+        circuit = analysis.circuit
+        x0 = self._initial_state(circuit)
+        dac_volts = dac_decode(self._dac_codes[circuit.source_channels], self.config.dac)
+        response = _CircuitResponse(analysis, Trajectory(analysis, x0, dac_volts))
+        n_out = circuit.n_outputs
+        return self._record(time_ps, state, response, tuple(int(line) for line in circuit.sensed_lines),
+                            tuple(int(line) for line in circuit.source_channels), dac_volts, x0[:n_out].copy(),
+                            response.steady_state[:n_out].copy())
+
+    def _enable_cell_read(self, time_ps: int, state: SwitchState, feedback: str) -> OperationRecord:
+        row, col = _selected_cell(state)
+        half = NEGATIVE if state.half_negative else POSITIVE
+        conductance = self.devices.read_cell(self._programmed[state.array, half, row, col])
+        x0 = float(self._held[OpAmpRole.LINE][col])
+        u = int(self._dac_codes[row]) * self.config.dac.lsb_V
+        feedback_S = self.config.circuit.g_f_S if feedback == "g_f" else self.config.programming.g_verify_S
+        response = _CellReadResponse(state, self.config, conductance, feedback_S, x0, u, col)
+        steady = response.steady_state
+        if not (self.verify_fast_path and abs(steady[0]) + abs(x0 - steady[0]) <= self.config.opamp.rail_V):
+            # The general path, on the same noisy conductance, handles outputs
+            # that may reach a rail (saturating integration).
+            analysis = CircuitAnalysis(_cell_circuit(state, conductance, self.config))
+            response = _CircuitResponse(analysis, Trajectory(analysis, [x0], [u]))
+            steady = response.steady_state[:1].copy()
+        return self._record(time_ps, state, response, (col,), (row,), np.array([u]), np.array([x0]), steady)
+
+    def _record(self, time_ps: int, state: SwitchState, response, outputs: tuple[int, ...],
+                inputs: tuple[int, ...], dac_volts: np.ndarray, initial: np.ndarray,
+                steady: np.ndarray) -> OperationRecord:
+        rail = self.config.opamp.rail_V
+        return OperationRecord(
+            index=self._operation_count,
+            mode=state.mode.name,
+            signed=bool(state.signed),
+            array=int(state.array),
+            output_channels=outputs,
+            input_channels=inputs,
+            enable_time_ps=time_ps,
+            dac_volts=dac_volts,
+            initial_V=initial,
+            steady_state_V=steady,
+            steady_state_beyond_rails=tuple(line for line, v in zip(outputs, steady) if abs(v) > rail),
+            settle_eps=adc_settle_eps(self.config),
+            response=response,
+        )
 
     def sample(self, time_ps: int, channel: int) -> AdcSample:
         """Sample op-amp output `channel` at `time_ps` and convert it.
@@ -424,17 +746,14 @@ class AnalogMacro:
         if in_circuit:
             index = record.output_channels.index(channel)
             elapsed_s = (time_ps - record.enable_time_ps) * PICOSECOND
-            internal = float(record.trajectory.internal(elapsed_s, index))
+            internal = record.response.internal(elapsed_s, index)
             volts = min(max(internal, -rail), rail)
             at_rail = abs(internal) >= rail
         else:
             volts = float(self._held[OpAmpRole.LINE][channel])
             at_rail = abs(volts) >= rail
-        conversion = adc_convert(volts, self.config.adc)
-        sample = AdcSample(
-            code=int(conversion.codes), overrange=bool(conversion.overrange) or at_rail,
-            volts=volts, rail_clipped=at_rail,
-        )
+        code, overrange = _convert_one(volts, self.config.adc)
+        sample = AdcSample(code=code, overrange=overrange or at_rail, volts=volts, rail_clipped=at_rail)
         if record is not None:
             record.samples.append(SampleRecord(time_ps, int(channel), sample.code, sample.overrange,
                                                at_rail, in_circuit))
@@ -452,7 +771,7 @@ class AnalogMacro:
         if record is None:
             raise MacroUsageError(f"disable at {time_ps} ps without an enabled operation")
         elapsed_s = (time_ps - record.enable_time_ps) * PICOSECOND
-        self._store_held(record.analysis.circuit, record.trajectory.outputs(elapsed_s))
+        self._store_held(record.response.op_amps, record.response.outputs(elapsed_s))
         record.disable_time_ps = time_ps
         self._last_operation = record
         self._active = None
@@ -498,6 +817,7 @@ class AnalogMacro:
         """
         if self._active is not None:
             raise MacroUsageError("run_operations during an event-level operation; call disable first")
+        self._pass_open = [False] * len(self._pass_open)
         start = self._last_event_ps if start_time_ps is None else self._check_time(start_time_ps, "batch start")
         nominal = self.analysis(state)
         circuit = nominal.circuit
@@ -570,7 +890,7 @@ class AnalogMacro:
         at_rail = np.abs(sampled) >= rail
         conversion = adc_convert(volts, self.config.adc)
 
-        self._store_held(circuit, x0)
+        self._store_held(circuit.op_amps, x0)
         self._dac_codes[circuit.source_channels] = codes[:, -1]
         self._operation_count += k_ops
         end = start + k_ops * disable_offset_ps
@@ -676,6 +996,20 @@ def _chain_starts(steady: np.ndarray, x_first: np.ndarray, propagator: np.ndarra
             break
         starts[:, 1:] = ends
     return starts
+
+
+def _convert_one(volts: float, adc: AdcParams) -> tuple[int, bool]:
+    """Return the code and over-range flag of one sample; equal to `adc_convert` on a scalar, without numpy."""
+    if not math.isfinite(volts):
+        raise ValueError(f"converter input contains NaN or Inf: {volts!r}; pass finite voltages")
+    ratio = volts / adc.lsb_V
+    # Round half away from zero, as converters._round_half_away.
+    nearest = math.floor(abs(ratio) + 0.5)
+    if ratio < 0:
+        nearest = -nearest
+    out_of_range = nearest < adc.code_min or nearest > adc.code_max
+    code = int(min(max(nearest, adc.code_min), adc.code_max))
+    return code, out_of_range or abs(volts) > adc.full_scale_V
 
 
 def _seconds_to_ps(seconds: float) -> int:
