@@ -5,6 +5,18 @@ circuit. `ProgrammedSolver` maps and programs a matrix once and then runs
 many right-hand sides, vectorized over operations; `solve_many` is its
 one-call form.
 
+Programming (`programming` option) writes the mapped conductances:
+
+- "write-verify": pulses and verify reads on every cell of the matrix
+  (`amc.model.programming.program_matrix`), so the cells hold what the pulse
+  response and the write-verify tolerance leave. The result reports the
+  statistics (`AnalogResult.programming`).
+- "backdoor": `AnalogMacro.program_backdoor`, the target plus a Gaussian
+  error (`NonIdealities.programming`) in one step.
+- "auto" (default): "write-verify", unless the configuration switches the
+  programming error off (``NonIdealities.programming.enabled`` False, as in
+  `MacroConfig.ideal`); then "backdoor" writes the targets exactly.
+
 One operation follows this schedule, with times counted from the analog
 enable. The DAC codes are latched before the enable. Output channel i (in
 ascending line order) is sampled at ``settle_time + i * t_adc``, because one
@@ -36,14 +48,17 @@ from .encoding import DEFAULT_HEADROOM, choose_input_scale, decode_output, encod
 from .errors import InvalidOperandError, MacroUsageError, SingularMatrixError
 from .macro import PICOSECOND, AnalogMacro, adc_settle_eps, make_switch_state
 from .mapping import MatrixMapping, effective_matrix, map_matrix, validate_matrix
+from .programming import ProgrammingStats, program_matrix
 from .statespace import CircuitAnalysis, SettleEstimates, StabilityReport, check_stability
 from .switch_matrix import ModeEntry, mode_by_name
+from .write_verify import WriteVerifySettings
 
 __all__ = [
     "AUTO_SETTLE_MARGIN",
     "RANGE_STEP",
     "RANGE_TARGET",
     "MAX_RANGE_STEPS",
+    "PROGRAMMING_METHODS",
     "AnalogResult",
     "ProgrammedSolver",
     "check_invertible",
@@ -70,6 +85,9 @@ MAX_RANGE_STEPS = 8
 
 RANGE_TARGET = 0.9
 """Auto-ranging aims the largest |output| at this fraction of the ADC full scale."""
+
+PROGRAMMING_METHODS = ("auto", "write-verify", "backdoor")
+"""Values of the `programming` option (see the module docstring)."""
 
 _SINGULAR_RCOND = 1e-12
 """Reciprocal condition number below which INV rejects a matrix as singular."""
@@ -164,6 +182,9 @@ class AnalogResult:
     nonidealities: str
     """Description of the device non-idealities switched on."""
 
+    programming: ProgrammingStats | None = None
+    """Write-verify statistics of the matrix's programming; None if the backdoor wrote it."""
+
     @property
     def clipped(self) -> bool:
         """True if any DAC input clipped or any output overranged the ADC or sat at a rail."""
@@ -208,11 +229,16 @@ class ProgrammedSolver:
         random streams and held outputs; by default a new one from `config`.
         Programming another matrix into the same array later invalidates
         this solver.
+    programming : {"auto", "write-verify", "backdoor"}
+        How the conductances reach the cells; see the module docstring.
+    programming_settings : WriteVerifySettings, optional
+        Write-verify register values; default from `ProgrammingParams`
+        (`amc.model.programming.write_verify_settings`).
 
     Notes
     -----
-    Mapping, programming (with programming error and stuck cells) and the
-    circuit analysis happen once. Without read noise one call then costs a
+    Mapping, programming (write-verify, or the backdoor's programming
+    error, and stuck cells) and the circuit analysis happen once. Without read noise one call then costs a
     triangular solve per vector plus O(n_states^2) per vector for the
     transient. With read noise every operation also factorizes its own
     circuit. See `AnalogMacro.run_operations` for what differs from the
@@ -221,7 +247,8 @@ class ProgrammedSolver:
 
     def __init__(self, A, config: MacroConfig | None = None, *, differential: bool | None = None,
                  settle_time_s: float | None = None, headroom: float = DEFAULT_HEADROOM,
-                 auto_range: bool = True, array: int = 0, macro: AnalogMacro | None = None):
+                 auto_range: bool = True, array: int = 0, macro: AnalogMacro | None = None,
+                 programming: str = "auto", programming_settings: WriteVerifySettings | None = None):
         if macro is not None and config is not None and config != macro.config:
             raise ValueError("config differs from macro.config; pass only the macro, or a matching config")
         if macro is not None:
@@ -234,23 +261,36 @@ class ProgrammedSolver:
                              "or None for the automatic choice")
         if not 0.0 < headroom <= 1.0:
             raise ValueError(f"headroom = {headroom!r} is invalid: use a fraction in (0, 1]")
+        if programming not in PROGRAMMING_METHODS:
+            raise ValueError(f"programming = {programming!r} is invalid: use one of {', '.join(PROGRAMMING_METHODS)}")
+        if programming == "auto":
+            programming = "write-verify" if self.config.nonideal.programming.enabled else "backdoor"
         self.settle_time_s = settle_time_s
         self.headroom = float(headroom)
         self.auto_range = bool(auto_range)
         self.array = int(array)
         self.mapping = map_matrix(self.matrix, self.config, differential=differential)
         self.macro = AnalogMacro(self.config) if macro is None else macro
-        g_pos, g_neg = self.mapping.array_images(self.config.array)
-        self.macro.program_backdoor(self.array, g_pos, g_neg)
-        self._programming = self.macro.programming_count(self.array)
+        self.programming = programming
+        """Programming method used: "write-verify" or "backdoor"."""
+        self.programming_stats: ProgrammingStats | None = None
+        """Write-verify statistics; None for the backdoor."""
+        if programming == "write-verify":
+            self.programming_stats = program_matrix(self.macro, self.array, self.mapping,
+                                                    settings=programming_settings)
+        else:
+            g_pos, g_neg = self.mapping.array_images(self.config.array)
+            self.macro.program_backdoor(self.array, g_pos, g_neg)
+        self._version = self.macro.conductance_version(self.array)
         self._setups: dict[str, _ModeSetup] = {}
         self._singular_checked = False
 
     def programmed_matrix(self) -> np.ndarray:
         """Return the matrix the programmed cells represent, (G+ - G-) / g0, in problem units.
 
-        It includes level quantization, programming error and stuck cells, but
-        not read noise.
+        It includes level quantization, what programming left (write-verify
+        error or the backdoor's programming error) and stuck cells, but not
+        read noise.
         """
         m, n = self.mapping.shape
         g_pos, g_neg = self.macro.conductances(self.array)
@@ -315,7 +355,7 @@ class ProgrammedSolver:
         return self._run("MVM_T" if transpose else "MVM", values)
 
     def _run(self, name: str, values: np.ndarray) -> AnalogResult:
-        if self.macro.programming_count(self.array) != self._programming:
+        if self.macro.conductance_version(self.array) != self._version:
             raise MacroUsageError(
                 f"array {self.array} was programmed again after this solver programmed it; "
                 "create a new ProgrammedSolver for the new matrix"
@@ -420,12 +460,13 @@ class ProgrammedSolver:
             stability=setup.analysis.stability,
             mapping=self.mapping,
             nonidealities=config.nonideal.describe(),
+            programming=self.programming_stats,
         )
 
 
 def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | None = None,
           differential: bool | None = None, headroom: float = DEFAULT_HEADROOM,
-          auto_range: bool = True) -> AnalogResult:
+          auto_range: bool = True, programming: str = "auto") -> AnalogResult:
     """Solve A x = b on the analog INV circuit (model only, no controller).
 
     Parameters
@@ -437,13 +478,14 @@ def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | Non
     config : MacroConfig, optional
     settle_time_s : float, optional
         Time from the enable to the first sample, in seconds; None for automatic.
-    differential, headroom, auto_range
+    differential, headroom, auto_range, programming
         See `ProgrammedSolver`.
 
     Returns
     -------
     AnalogResult
-        ``result.x`` is the solution in problem units.
+        ``result.x`` is the solution in problem units; ``result.programming``
+        the write-verify statistics.
 
     Raises
     ------
@@ -451,7 +493,7 @@ def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | Non
         All are ValueError subclasses whose message names the value and the fix.
     """
     solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
-                              headroom=headroom, auto_range=auto_range)
+                              headroom=headroom, auto_range=auto_range, programming=programming)
     return solver.solve(b)
 
 
@@ -465,7 +507,7 @@ def solve_many(A, B, config: MacroConfig | None = None, **options) -> AnalogResu
 
 def multiply(A, x, config: MacroConfig | None = None, *, transpose: bool = False,
              settle_time_s: float | None = None, differential: bool | None = None,
-             headroom: float = DEFAULT_HEADROOM, auto_range: bool = True) -> AnalogResult:
+             headroom: float = DEFAULT_HEADROOM, auto_range: bool = True, programming: str = "auto") -> AnalogResult:
     """Compute A x (MVM) or A^T x (MVM_T, with `transpose`) on the analog macro model.
 
     Parameters
@@ -475,9 +517,9 @@ def multiply(A, x, config: MacroConfig | None = None, *, transpose: bool = False
     config : MacroConfig, optional
     transpose : bool
         Run the transposed circuit (DACs on the rows, TIAs on the columns).
-    settle_time_s, differential, headroom, auto_range
+    settle_time_s, differential, headroom, auto_range, programming
         See `ProgrammedSolver`.
     """
     solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
-                              headroom=headroom, auto_range=auto_range)
+                              headroom=headroom, auto_range=auto_range, programming=programming)
     return solver.multiply(x, transpose=transpose)
