@@ -817,6 +817,13 @@ class AnalogMacro:
         """
         if self._active is not None:
             raise MacroUsageError("run_operations during an event-level operation; call disable first")
+        if state.mode.cell:
+            # Single-cell reads draw read noise for one cell on the event path;
+            # the batch path would draw it for the whole array.
+            raise MacroUsageError(
+                f"run_operations does not run the single-cell mode {state.mode.name}; use enable, sample and "
+                "disable, or amc.model.programming for write-verify"
+            )
         self._pass_open = [False] * len(self._pass_open)
         start = self._last_event_ps if start_time_ps is None else self._check_time(start_time_ps, "batch start")
         nominal = self.analysis(state)

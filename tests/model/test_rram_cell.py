@@ -388,3 +388,9 @@ def test_pulse_needs_one_cell():
     state = make_switch_state(mode_by_name("PROGRAM"), 1, 3, QUIET)
     with pytest.raises(MacroUsageError, match="PROGRAM needs exactly one row and one column enabled"):
         AnalogMacro(QUIET).apply_pulse(0, state, SET, 80, WIDTH_PS)
+
+
+def test_batch_path_rejects_cell_modes():
+    macro = AnalogMacro(QUIET)
+    with pytest.raises(MacroUsageError, match="does not run the single-cell mode VERIFY"):
+        macro.run_operations(_state("VERIFY", 0, 0), [[-26]], [0], [1000], 2000)
