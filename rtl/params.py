@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..model.config import ConfigError, MacroConfig
+from ..model.programming import verify_read_code, verify_settle_time_s, write_verify_settings
 
 __all__ = ["ControllerParams", "bits_for", "params_to_dict", "params_from_dict"]
 
@@ -197,27 +198,25 @@ class ControllerParams:
     def clock_hz(self) -> float:
         return 1e12 / self.clock_period_ps
 
-    # Reset values of the write-verify registers, from ProgrammingParams.
+    # Reset values of the write-verify registers, from ProgrammingParams
+    # through the model's programming helpers, so the model-only programming
+    # API and the controller start from the same settings.
 
     @property
     def default_set_start_code(self) -> int:
-        prog = self.macro.programming
-        return prog.amplitude_code(prog.set_start_V, prog.gate_lsb_V)
+        return write_verify_settings(self.macro).set_start
 
     @property
     def default_set_step_code(self) -> int:
-        prog = self.macro.programming
-        return max(1, prog.amplitude_code(prog.set_step_V, prog.gate_lsb_V))
+        return write_verify_settings(self.macro).set_step
 
     @property
     def default_reset_start_code(self) -> int:
-        prog = self.macro.programming
-        return prog.amplitude_code(prog.reset_start_V, prog.source_line_lsb_V)
+        return write_verify_settings(self.macro).reset_start
 
     @property
     def default_reset_step_code(self) -> int:
-        prog = self.macro.programming
-        return max(1, prog.amplitude_code(prog.reset_step_V, prog.source_line_lsb_V))
+        return write_verify_settings(self.macro).reset_step
 
     @property
     def default_pulse_width_cycles(self) -> int:
@@ -226,25 +225,12 @@ class ControllerParams:
     @property
     def default_read_code(self) -> int:
         """DAC code of the verify read voltage."""
-        dac = self.macro.dac
-        code = round(self.macro.programming.read_V / dac.lsb_V)
-        return int(min(max(code, dac.code_min), dac.code_max))
+        return verify_read_code(self.macro)
 
     @property
     def default_verify_settle_cycles(self) -> int:
-        """Settle cycles of a verify read.
-
-        The verify TIA with one cell of conductance G has a single closed-loop
-        pole at 2 pi GBW G_v / (G_v + G); with G = g_max this is the slowest
-        case. Settling to half an ADC LSB of full scale from an output that
-        may start anywhere in the range takes ln(2^(bits+1)) time constants;
-        the factor 1.5 is a margin for the op-amp's finite gain and read noise.
-        """
-        config = self.macro
-        g_v = config.programming.g_verify_S
-        pole = 2 * math.pi * config.opamp.gbw_Hz * g_v / (g_v + config.array.g_max_S)
-        seconds = 1.5 * math.log(2.0 ** (config.adc.bits + 1)) / pole
-        return self.cycles_for(seconds)
+        """Settle cycles of a verify read (see `amc.model.programming.verify_settle_time_s`)."""
+        return self.cycles_for(verify_settle_time_s(self.macro))
 
 
 def params_to_dict(params: ControllerParams) -> dict:

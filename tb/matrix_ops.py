@@ -32,7 +32,8 @@ from ..model.statespace import CircuitAnalysis, SettleEstimates, StabilityReport
 from ..model.switch_matrix import mode_by_name
 from .driver import AmcDriver, OperationResult
 from .errors import AdcClipError
-from .programming import WriteVerifyOptions, WriteVerifyReport, read_voltage, target_codes, write_verify
+from ..model.programming import target_codes
+from .programming import WriteVerifyOptions, WriteVerifyReport, read_voltage, write_verify
 
 __all__ = ["ProblemResult", "SettlingCheck", "MatrixOperations", "check_inv_problem"]
 

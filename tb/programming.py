@@ -2,8 +2,9 @@
 
 `write_verify` loads target codes into the controller's target buffer,
 configures the write-verify registers, starts the engine, waits for it and
-reads back the counters and the per-cell result buffer. `target_codes`
-converts target conductances into the verify codes the engine compares with.
+reads back the counters and the per-cell result buffer. Target conductances
+become verify codes with `amc.model.programming.target_codes`, the formula the
+model-only programming uses too.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.config import MacroConfig
-from ..model.converters import adc_convert, dac_decode
+from ..model.programming import target_codes, verify_read_voltage
 from ..rtl.params import ControllerParams
 from ..rtl.regmap import RESULT_WORD_FAIL, RESULT_WORD_PASS, ErrorBit
 from .driver import AmcDriver, Status
 from .errors import AbortedError, ConversionTimeoutError, DoneTimeoutError, InvalidConfigError, SettleTimeoutError
 
-__all__ = ["WriteVerifyOptions", "WriteVerifyReport", "target_codes", "write_verify"]
+__all__ = ["WriteVerifyOptions", "WriteVerifyReport", "read_voltage", "write_verify"]
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +69,7 @@ class WriteVerifyReport:
 
 def read_voltage(params: ControllerParams, read_code: int | None = None) -> float:
     """Return the verify read voltage the DAC produces for `read_code` (default the reset value), in volts."""
-    code = params.default_read_code if read_code is None else read_code
-    return float(dac_decode(np.array([code]), params.macro.dac)[0])
-
-
-def target_codes(g_S, config: MacroConfig, read_V: float) -> np.ndarray:
-    """Return the verify ADC code an ideal verify read gives for each conductance in `g_S`.
-
-    The verify TIA outputs -read_V * G / g_verify_S; the ADC converts it.
-    """
-    volts = -read_V * np.asarray(g_S, dtype=float) / config.programming.g_verify_S
-    return adc_convert(volts, config.adc).codes.astype(int)
+    return verify_read_voltage(params.macro, read_code)
 
 
 async def write_verify(driver: AmcDriver, array: int, targets, *, half: int = 0, rows: range | None = None,

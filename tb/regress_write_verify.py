@@ -16,7 +16,8 @@ import os
 import cocotb
 import numpy as np
 
-from ..model.write_verify import WriteVerifySettings, run_write_verify
+from ..model.programming import write_verify_settings
+from ..model.write_verify import run_write_verify
 from ..rtl.regmap import ErrorBit, RegisterMap
 from .cocotb_env import AmcTestbench, params_from_env
 from .errors import AbortedError
@@ -55,12 +56,7 @@ def _reference(params, targets, rows, cols, stuck=frozenset(), half=0):
         step = FakeMacro.pulse_step(amplitude)
         cells[(row, col)] = cells.get((row, col), 0) + (step if polarity else -step)
 
-    settings = WriteVerifySettings(
-        set_start=params.default_set_start_code, set_step=params.default_set_step_code,
-        reset_start=params.default_reset_start_code, reset_step=params.default_reset_step_code,
-        tolerance=OPTIONS.tolerance, max_pulses=OPTIONS.max_pulses,
-        amplitude_max=(1 << params.amplitude_bits) - 1,
-    )
+    settings = write_verify_settings(params.macro, tolerance=OPTIONS.tolerance, max_pulses=OPTIONS.max_pulses)
     return run_write_verify(targets, rows, cols, settings, read, pulse)
 
 

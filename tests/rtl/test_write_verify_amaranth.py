@@ -7,7 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from amc.model.write_verify import WriteVerifySettings, run_write_verify
+from amc.model.programming import write_verify_settings
+from amc.model.write_verify import run_write_verify
 from amc.rtl.params import ControllerParams
 from amc.rtl.regmap import ErrorBit, InvalidReason, RegisterMap
 from amc.tb.amaranth_backend import run_amaranth
@@ -29,12 +30,7 @@ def _targets(seed=3):
 
 
 def _settings(options=OPTIONS):
-    amplitude_max = (1 << PARAMS.amplitude_bits) - 1
-    return WriteVerifySettings(
-        set_start=PARAMS.default_set_start_code, set_step=PARAMS.default_set_step_code,
-        reset_start=PARAMS.default_reset_start_code, reset_step=PARAMS.default_reset_step_code,
-        tolerance=options.tolerance, max_pulses=options.max_pulses, amplitude_max=amplitude_max,
-    )
+    return write_verify_settings(PARAMS.macro, tolerance=options.tolerance, max_pulses=options.max_pulses)
 
 
 def _reference(targets, rows, cols, macro, half=0, array=1):
