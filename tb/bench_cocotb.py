@@ -71,3 +71,31 @@ def _diagonal_images(params):
     np.fill_diagonal(g_pos, array.g_max_S)
     g_neg = np.full((array.rows, array.cols), array.g_min_S)
     return g_pos, g_neg
+
+
+@cocotb.test()
+async def write_verify_speed(dut):
+    """Program every cell of one half-array to random 16-level targets with write-verify."""
+    import numpy as np
+
+    from ..model.mapping import quantize_conductance
+    from ..model.programming import target_codes
+    from .programming import read_voltage, write_verify
+
+    tb = AmcTestbench(dut)
+    params = tb.params
+    driver = await tb.start()
+    array = params.macro.array
+    rng = np.random.default_rng(params.macro.seed)
+    targets_S = quantize_conductance(rng.uniform(array.g_min_S, array.g_max_S, size=(array.rows, array.cols)), array)
+    targets = target_codes(targets_S, params.macro, read_voltage(params))
+    wakeups_before = tb.core.log.wakeups
+    start_cycle = tb.bus.now_cycles()
+    started = time.perf_counter()
+    report = await write_verify(driver, 0, targets)
+    wall = time.perf_counter() - started
+    _write({
+        "cells": report.cells_done, "failed": report.cells_failed, "pulses": report.total_pulses,
+        "wv_cycles": report.cycles, "sim_cycles": tb.bus.now_cycles() - start_cycle, "wall_s": wall,
+        "wakeups": tb.core.log.wakeups - wakeups_before, "bus_transactions": tb.bus.transactions,
+    })
