@@ -8,7 +8,11 @@ Modules, from the devices up:
 - `converters`: DAC and ADC quantization; `devices`: stuck cells, programming error, read noise.
 - `circuits`: the linear circuit of a switch state; `statespace`: its steady state,
   poles, settling and stability; `trajectory`: responses with the rail clamp.
+- `rram_cell`: the 1T1R cell's response to SET and RESET pulses.
 - `macro`: `AnalogMacro`, the event-level model every backend drives.
+- `write_verify`: the write-verify algorithm of the controller's engine;
+  `programming`: write-verify on the model alone, with statistics;
+  `programming_report`: their PNG report.
 - `solve`: `solve`, `multiply`, `solve_many` and `ProgrammedSolver` without the controller.
 """
 
