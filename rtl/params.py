@@ -79,7 +79,7 @@ class ControllerParams:
                 "one clock edge; use a longer conversion time or a faster clock"
             )
         if self.n_arrays > 255:
-            raise ConfigError(f"ArrayParams.n_arrays = {self.n_arrays} is invalid: the ARRAY register holds at most 255")
+            raise ConfigError(f"ArrayParams.n_arrays = {self.n_arrays} is invalid: the ARRAY register stores at most 255")
         if self.lines > 256:
             raise ConfigError(
                 f"ArrayParams rows/cols = {self.rows}/{self.cols}: the register map has room for at most 256 "

@@ -1,8 +1,8 @@
 """cocotb tests that the benchmark (benchmarks/run.py) times; not part of the regression.
 
-``counter_speed`` runs a trivial counter, ``controller_speed`` holds the
-controller in a long settle wait, so both measure the simulator's cycles per
-second with no Python work per cycle. Each writes its figures as JSON to the
+``counter_speed`` runs a trivial counter and ``controller_speed`` keeps the
+controller in a long settle wait. Neither does Python work per cycle, so both
+measure the simulator's own cycles per second. Each writes its figures as JSON to the
 file named in ``AMC_BENCH_RESULT``.
 """
 

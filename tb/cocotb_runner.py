@@ -159,7 +159,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
         )
     except SystemExit:
         # The runner exits when a test failed or no results file was written;
-        # the results file (or its absence) tells which.
+        # the results file (or its absence) shows which.
         pass
 
     tests, failures = _read_results(results_xml)

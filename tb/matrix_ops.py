@@ -84,7 +84,7 @@ PROGRAMMING_METHODS = ("write-verify", "backdoor")
 
 @dataclass
 class ProgrammingSummary:
-    """How a matrix reached its array: the mapping and, for write-verify, one report per half-array."""
+    """Mapping of one programmed matrix and, for write-verify, one report per half-array."""
 
     mapping: MatrixMapping
     method: str
@@ -155,8 +155,8 @@ class MatrixOperations:
         method : {"write-verify", "backdoor"}
             "write-verify" programs every cell with the on-chip engine, as the
             chip would. "backdoor" sets the target conductances directly
-            through the model; it is for tests that need exact conductances
-            and say why.
+            through the model, for tests that need exact conductances and
+            document why.
         options : WriteVerifyOptions, optional
             Write-verify register settings.
         """
@@ -230,7 +230,7 @@ class MatrixOperations:
         m, n = mapping.shape
         if m != n:
             raise InvalidOperandError(
-                f"INV needs a square matrix, array {array} holds {m} x {n}; use multiply for non-square matrices"
+                f"INV needs a square matrix, but array {array} contains {m} x {n}; use multiply for non-square matrices"
             )
         check_invertible(mapping.effective_matrix())
         values = validate_vector(b, n, "b", allow_batch=False)

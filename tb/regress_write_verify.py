@@ -25,7 +25,7 @@ from .fake_macro import FakeMacro
 from .programming import WriteVerifyOptions, write_verify
 
 STATE_ENV = "AMC_PROGRAMMED_STATE_PATH"
-"""Where `program_matrix` writes the programmed conductances and statistics (JSON)."""
+"""Environment variable naming the JSON file for `program_matrix`'s programmed conductances and statistics."""
 
 OPTIONS = WriteVerifyOptions(settle_cycles=20, max_pulses=12, tolerance=1)
 ARRAY = 1
@@ -62,7 +62,7 @@ def _reference(params, targets, rows, cols, stuck=frozenset(), half=0):
 
 @cocotb.test()
 async def converge_random_targets(dut):
-    """Every cell of a region reaches its random target; pulses match the reference algorithm."""
+    """Check that every cell of a region reaches its random target with the reference algorithm's pulses."""
     tb, macro = await _fake_testbench(dut)
     targets = _targets(tb.params, 7)
     rows, cols = range(0, 4), range(0, 6)
@@ -98,7 +98,7 @@ async def stuck_cells_fail(dut):
 @cocotb.test()
 @cocotb.parametrize(tolerance=[0, 2])
 async def tolerance_edges(dut, tolerance):
-    """A code exactly tolerance away passes without a pulse; one code further needs pulses."""
+    """Check that a code exactly `tolerance` away passes without a pulse and one code further does not."""
     tb, macro = await _fake_testbench(dut)
     targets = np.zeros((tb.params.rows, tb.params.cols), dtype=int)
     targets[0, 0] = tolerance
