@@ -266,7 +266,7 @@ def _plot_size_sweep(rows: list[dict], path: Path) -> None:
         ax.set_xlabel("factor order N")
         ax.set_title(title + ", one factor of order N", fontsize=9)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="lower right" if key == "throughput" else "upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

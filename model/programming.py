@@ -35,7 +35,7 @@ from .errors import MacroUsageError
 from .macro import PICOSECOND, AnalogMacro
 from .mapping import MatrixMapping
 from .switch_matrix import SwitchState, mode_by_name
-from .write_verify import Polarity, WriteVerifyResult, WriteVerifySettings, run_write_verify
+from .write_verify import Polarity, WriteVerifyResult, WriteVerifySettings, check_region, run_write_verify
 
 __all__ = [
     "VERIFY_SETTLE_MARGIN",
@@ -362,13 +362,7 @@ def program_conductances(macro: AnalogMacro, array: int, g_pos_S, g_neg_S=None, 
         raise MacroUsageError("program_conductances during an analog operation; call disable first")
     if isinstance(array, bool) or not isinstance(array, (int, np.integer)) or not 0 <= array < geometry.n_arrays:
         raise MacroUsageError(f"array index {array!r} is invalid; use an integer from 0 to {geometry.n_arrays - 1}")
-    rows = range(geometry.rows) if rows is None else rows
-    cols = range(geometry.cols) if cols is None else cols
-    for name, region, size in (("rows", rows, geometry.rows), ("cols", cols, geometry.cols)):
-        if not isinstance(region, range) or region.step != 1 or len(region) == 0:
-            raise MacroUsageError(f"{name} = {region!r} is invalid: use a non-empty range with step 1")
-        if region.start < 0 or region.stop > size:
-            raise MacroUsageError(f"{name} = {region!r} lies outside the array's lines 0..{size - 1}")
+    rows, cols = check_region(rows, cols, geometry.rows, geometry.cols)
     settings = write_verify_settings(config) if settings is None else settings
     schedule = VerifySchedule.from_config(config) if schedule is None else schedule
     read_V = verify_read_voltage(config, schedule.read_code)

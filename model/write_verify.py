@@ -23,7 +23,10 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import MacroUsageError
+
 __all__ = [
+    "check_region",
     "Polarity",
     "WriteVerifySettings",
     "CellOutcome",
@@ -94,6 +97,18 @@ class WriteVerifyResult:
         for cell in self.cells:
             counts[cell.row, cell.col] = cell.pulses
         return counts
+
+
+def check_region(rows: range | None, cols: range | None, n_rows: int, n_cols: int) -> tuple[range, range]:
+    """Return the region to program, the whole array for None; raise MacroUsageError for an invalid one."""
+    rows = range(n_rows) if rows is None else rows
+    cols = range(n_cols) if cols is None else cols
+    for name, region, size in (("rows", rows, n_rows), ("cols", cols, n_cols)):
+        if not isinstance(region, range) or region.step != 1 or len(region) == 0:
+            raise MacroUsageError(f"{name} = {region!r} is invalid: use a non-empty range with step 1")
+        if region.start < 0 or region.stop > size:
+            raise MacroUsageError(f"{name} = {region!r} lies outside the array's lines 0..{size - 1}")
+    return rows, cols
 
 
 ReadCallback = Callable[[int, int], int]

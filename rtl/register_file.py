@@ -377,7 +377,6 @@ class RegisterFile(wiring.Component):
     @staticmethod
     def _word(fields):
         """Return the 32-bit read value of a register made of (lsb, signal) fields."""
-        word = Signal(32)
         parts = []
         position = 0
         for lsb, signal in fields:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.programming import target_codes, verify_read_voltage
+from ..model.programming import verify_read_voltage
+from ..model.write_verify import check_region
 from ..rtl.params import ControllerParams
 from ..rtl.regmap import RESULT_WORD_FAIL, RESULT_WORD_PASS, ErrorBit
 from .driver import AmcDriver, Status
@@ -100,13 +101,7 @@ async def write_verify(driver: AmcDriver, array: int, targets, *, half: int = 0,
     regs = driver.regs
     bus = driver.bus
     options = options or WriteVerifyOptions()
-    rows = range(p.rows) if rows is None else rows
-    cols = range(p.cols) if cols is None else cols
-    for name, region, size in (("rows", rows, p.rows), ("cols", cols, p.cols)):
-        if not isinstance(region, range) or region.step != 1 or len(region) == 0:
-            raise ValueError(f"{name} = {region!r} is invalid: use a non-empty range with step 1")
-        if region.start < 0 or region.stop > size:
-            raise ValueError(f"{name} = {region!r} lies outside the array's 0..{size - 1}")
+    rows, cols = check_region(rows, cols, p.rows, p.cols)
     targets = np.asarray(targets)
     if targets.shape != (p.rows, p.cols):
         raise ValueError(f"targets have shape {targets.shape}; give one code per cell, shape ({p.rows}, {p.cols})")
@@ -178,7 +173,6 @@ async def _write_pair(bus, register, start, step) -> None:
 
 def _cycle_bound(driver: AmcDriver, cells: int, options: WriteVerifyOptions) -> int:
     """Return an upper bound of the cycles a write-verify run of `cells` cells can take."""
-    p = driver.params
     regs = driver.regs
     max_pulses = options.max_pulses if options.max_pulses is not None else regs["WV_MAX_PULSES"].reset
     width = options.pulse_width_cycles if options.pulse_width_cycles is not None else regs["WV_PULSE_WIDTH"].reset

@@ -166,14 +166,14 @@ async def adc_clipping(dut):
     assert np.max(np.abs(ranged.values - expected)) <= 0.05 * np.max(np.abs(expected))
 
 
-@cocotb.test()
-async def cross_backend_codes(dut):
-    """Record the ADC codes of a fixed job with default non-idealities for the cross-backend test."""
-    params = params_from_env()
-    tb = AmcTestbench(dut, params)
-    driver = await tb.start()
-    ops = MatrixOperations(driver, tb.macro.program_backdoor)
-    rng = np.random.default_rng(params.macro.seed)
+async def cross_backend_job(driver, macro, seed: int) -> list[list[int]]:
+    """Solve and multiply with one signed matrix; return the ADC codes of every run.
+
+    Every backend runs this job for the cross-backend test. The matrix goes in
+    through the backdoor because write-verify has its own agreement test.
+    """
+    ops = MatrixOperations(driver, macro.program_backdoor)
+    rng = np.random.default_rng(seed)
     matrix = _random_stable_signed(rng, 6)
     await ops.program(2, matrix, method="backdoor")
     codes = []
@@ -181,5 +181,15 @@ async def cross_backend_codes(dut):
     codes.extend(run.codes.tolist() for run in result.runs)
     result = await ops.multiply(2, rng.uniform(-1, 1, size=6), transpose=True)
     codes.extend(run.codes.tolist() for run in result.runs)
+    return codes
+
+
+@cocotb.test()
+async def cross_backend_codes(dut):
+    """Record the ADC codes of `cross_backend_job` with default non-idealities."""
+    params = params_from_env()
+    tb = AmcTestbench(dut, params)
+    driver = await tb.start()
+    codes = await cross_backend_job(driver, tb.macro, params.macro.seed)
     with open(os.environ[CODES_ENV], "w") as handle:
         json.dump(codes, handle)

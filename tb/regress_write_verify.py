@@ -159,28 +159,31 @@ async def abort_mid_array(dut):
     assert int(dut.wv_state.value) == 0
 
 
-@cocotb.test()
-async def program_matrix(dut):
-    """Program a signed matrix into the analog model through write-verify; record the programmed state."""
+async def programmed_state_job(driver, macro, seed: int) -> dict:
+    """Program a signed 6x5 matrix with write-verify, multiply once; return the state every backend must share."""
     from .matrix_ops import MatrixOperations
 
-    tb = AmcTestbench(dut)
-    driver = await tb.start()
-    ops = MatrixOperations(driver, tb.macro.program_backdoor)
-    rng = np.random.default_rng(tb.params.macro.seed)
+    ops = MatrixOperations(driver, macro.program_backdoor)
+    rng = np.random.default_rng(seed)
     matrix = rng.uniform(-1, 1, size=(6, 5))
     programming = await ops.program(2, matrix)
-    g_pos, g_neg = tb.macro.conductances(2)
+    g_pos, g_neg = macro.conductances(2)
     result = await ops.multiply(2, rng.uniform(-1, 1, size=5))
-    record = {
+    return {
         "g_pos": g_pos[:6, :5].tolist(), "g_neg": g_neg[:6, :5].tolist(),
         "pulses": [report.pulses.tolist() for report in programming.reports],
         "failed": [[list(cell) for cell in report.failed_cells] for report in programming.reports],
         "cycles": [report.cycles for report in programming.reports],
         "codes": result.codes.tolist(),
-        "wakeups": tb.core.log.wakeups, "pulse_count": tb.core.log.pulses,
     }
-    tb.log.info("programmed 6x5 signed: %d pulses, %d failed, %d wake-ups for %d pulses",
-                programming.total_pulses, len(programming.failed_cells), tb.core.log.wakeups, tb.core.log.pulses)
+
+
+@cocotb.test()
+async def program_matrix(dut):
+    """Record the state `programmed_state_job` leaves, for the cross-backend test."""
+    tb = AmcTestbench(dut)
+    driver = await tb.start()
+    record = await programmed_state_job(driver, tb.macro, tb.params.macro.seed)
+    tb.log.info("programmed 6x5 signed: %d pulses, %d bridge wake-ups", tb.core.log.pulses, tb.core.log.wakeups)
     with open(os.environ[STATE_ENV], "w") as handle:
         json.dump(record, handle)

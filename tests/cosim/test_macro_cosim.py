@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import numpy as np
 import pytest
 
 from amc.model.macro import AnalogMacro
@@ -13,8 +12,7 @@ from amc.rtl.params import ControllerParams
 from amc.tb.amaranth_backend import run_amaranth
 from amc.tb.controller_model import ControllerModel
 from amc.tb.driver import AmcDriver
-from amc.tb.matrix_ops import MatrixOperations
-from amc.tb.regress_macro import CODES_ENV, _random_stable_signed
+from amc.tb.regress_macro import CODES_ENV, cross_backend_job
 
 from .cocotb_launch import launch, simulator_params
 
@@ -28,35 +26,20 @@ def test_macro(simulator, test_name, build_root):
     launch(simulator, ControllerParams(), MODULE, test_name, build_root)
 
 
-async def _cross_backend_job(driver, program_backdoor, seed):
-    """The job of regress_macro.cross_backend_codes, run on an in-process backend."""
-    ops = MatrixOperations(driver, program_backdoor)
-    rng = np.random.default_rng(seed)
-    matrix = _random_stable_signed(rng, 6)
-    await ops.program(2, matrix, method="backdoor")
-    codes = []
-    result = await ops.solve(2, rng.uniform(-1, 1, size=6))
-    codes.extend(run.codes.tolist() for run in result.runs)
-    result = await ops.multiply(2, rng.uniform(-1, 1, size=6), transpose=True)
-    codes.extend(run.codes.tolist() for run in result.runs)
-    return codes
-
-
 def _model_codes(params):
     macro = AnalogMacro(params.macro)
 
     async def main():
         driver = AmcDriver(ControllerModel(params, macro), params)
         await driver.connect()
-        return await _cross_backend_job(driver, macro.program_backdoor, params.macro.seed)
+        return await cross_backend_job(driver, macro, params.macro.seed)
 
     return asyncio.run(main())
 
 
 def _amaranth_codes(params):
     macro = AnalogMacro(params.macro)
-    run = run_amaranth(params, macro, lambda driver: _cross_backend_job(driver, macro.program_backdoor,
-                                                                        params.macro.seed))
+    run = run_amaranth(params, macro, lambda driver: cross_backend_job(driver, macro, params.macro.seed))
     return run.result
 
 

@@ -13,8 +13,7 @@ from amc.rtl.params import ControllerParams
 from amc.tb.amaranth_backend import run_amaranth
 from amc.tb.controller_model import ControllerModel
 from amc.tb.driver import AmcDriver
-from amc.tb.matrix_ops import MatrixOperations
-from amc.tb.regress_write_verify import STATE_ENV
+from amc.tb.regress_write_verify import STATE_ENV, programmed_state_job
 
 from .cocotb_launch import launch, simulator_params
 
@@ -35,37 +34,20 @@ def test_write_verify(simulator, test_name, build_root):
     launch(simulator, ControllerParams(), MODULE, test_name, build_root)
 
 
-async def _program_job(driver, macro, seed):
-    """The job of regress_write_verify.program_matrix, run on an in-process backend."""
-    ops = MatrixOperations(driver, macro.program_backdoor)
-    rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-1, 1, size=(6, 5))
-    programming = await ops.program(2, matrix)
-    g_pos, g_neg = macro.conductances(2)
-    result = await ops.multiply(2, rng.uniform(-1, 1, size=5))
-    return {
-        "g_pos": g_pos[:6, :5].tolist(), "g_neg": g_neg[:6, :5].tolist(),
-        "pulses": [report.pulses.tolist() for report in programming.reports],
-        "failed": [[list(cell) for cell in report.failed_cells] for report in programming.reports],
-        "cycles": [report.cycles for report in programming.reports],
-        "codes": result.codes.tolist(),
-    }
-
-
 def _model_state(params):
     macro = AnalogMacro(params.macro)
 
     async def main():
         driver = AmcDriver(ControllerModel(params, macro), params)
         await driver.connect()
-        return await _program_job(driver, macro, params.macro.seed)
+        return await programmed_state_job(driver, macro, params.macro.seed)
 
     return asyncio.run(main())
 
 
 def _amaranth_state(params):
     macro = AnalogMacro(params.macro)
-    return run_amaranth(params, macro, lambda driver: _program_job(driver, macro, params.macro.seed)).result
+    return run_amaranth(params, macro, lambda driver: programmed_state_job(driver, macro, params.macro.seed)).result
 
 
 @pytest.mark.cocotb

@@ -15,7 +15,7 @@ from amc.tb.amaranth_backend import run_amaranth
 from amc.tb.bridge_core import FaultInjection
 from amc.tb.controller_model import ControllerModel
 from amc.tb.driver import AmcDriver
-from amc.tb.errors import AbortedError, InvalidConfigError, SettleTimeoutError
+from amc.tb.errors import InvalidConfigError, SettleTimeoutError
 from amc.tb.fake_macro import FakeMacro
 from amc.tb.programming import WriteVerifyOptions, write_verify
 

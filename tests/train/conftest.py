@@ -1,6 +1,7 @@
 """Shared fixtures of the training tests: the embedded digits data only (no downloads)."""
 
 import pytest
+import scipy.linalg  # noqa: F401  (loaded before the thread limit, which covers loaded libraries only)
 import torch
 from threadpoolctl import threadpool_limits
 
