@@ -2,14 +2,16 @@
 
 `ControllerModel` implements the `RegisterBus` protocol without a simulator.
 It keeps the registers of `RegisterMap` with the RTL's access rules (SLVERR
-cases included) and, at a START, runs the operation on the `AnalogMacro`
+cases included). At a START it runs the operation on the `AnalogMacro`
 through `AnalogBridgeCore` at the cycle-exact times the RTL sequencer would
-produce. That gives the same ADC codes as the Amaranth and cocotb backends for
-the same seed, which `tests/cosim/test_cross_backend.py` checks.
+produce, and at a WV_CTRL start it runs the reference write-verify algorithm
+with the engine's operations at their cycle-exact times. That gives the same
+ADC codes, pulses and programmed conductances as the Amaranth and cocotb
+backends for the same seed, which the agreement tests in `tests/cosim/` check.
 
-Differences from the RTL: an operation completes within the START write, so
-an abort written afterwards finds nothing to stop, and bus accesses take a
-nominal number of cycles.
+Differences from the RTL: an operation or a write-verify run completes within
+the write that starts it, so an abort written afterwards finds nothing to
+stop, and bus accesses take a nominal number of cycles.
 """
 
 from __future__ import annotations
