@@ -76,7 +76,8 @@ class AMCCostParams:
         "converter full scale")
     program_pulses_per_cell: float = _param(
         10.0, "pulses",
-        "assumption: mean SET/RESET pulses of an iterative write-verify to a target level; Wan et al., "
+        "used without write-verify statistics (back-door programming); assumption: mean SET/RESET pulses of "
+        "an iterative write-verify to a target level, near the model's write-verify mean; Wan et al., "
         "'A compute-in-memory chip based on resistive random-access memory', Nature 608:504 (2022), "
         "Extended Data Fig. 3 shows the pulse-count distribution of such a scheme")
     program_verify_time_s: float = _param(
@@ -193,6 +194,8 @@ def inversion_record(record: InversionRecord, *, apply_mode: str) -> dict:
         "mean_conductance_S": record.info.get("mean_conductance_S"),
         "operations": record.info.get("operations"),
         "refined_columns": record.info.get("refined_columns"),
+        "programming_pulses": record.info.get("programming_pulses"),
+        "programming_time_s": record.info.get("programming_time_s"),
     }
 
 
@@ -315,9 +318,14 @@ def estimate_cost(
         halves = 2 if entry["differential"] else 1
         cells = halves * n * n
 
-        pulses = cells * amc.program_pulses_per_cell
-        time["programming"] += pulses / amc.program_parallel_cells * (config.programming.pulse_width_s
-                                                                      + amc.program_verify_time_s)
+        if entry["programming_pulses"] is not None:
+            # Write-verify in the model: its pulse count, and its time for cell-by-cell programming.
+            pulses = entry["programming_pulses"]
+            time["programming"] += entry["programming_time_s"] / amc.program_parallel_cells
+        else:
+            pulses = cells * amc.program_pulses_per_cell
+            time["programming"] += pulses / amc.program_parallel_cells * (config.programming.pulse_width_s
+                                                                          + amc.program_verify_time_s)
         energy["programming"] += pulses * amc.program_pulse_energy_J
 
         settle = _settle_time(entry, config, eps)

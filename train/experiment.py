@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import DataSplits
-from .inverse_backends import CosimComparison, CosimSampledBackend, ExactBackend, InverseBackend
+from .inverse_backends import AnalogBackend, CosimComparison, CosimSampledBackend, ExactBackend, InverseBackend
 from .kfac import KFAC, DampingRaise, InversionRecord
 from .models import TwoLayerCNN
 
@@ -185,6 +185,8 @@ class RunResult:
     inversion_log: list[InversionRecord] = field(default_factory=list)
     damping_raises: list[DampingRaise] = field(default_factory=list)
     cosim: list[CosimComparison] = field(default_factory=list)
+    array_replacements: list[tuple[str, float]] = field(default_factory=list)
+    """(factor label, smallest eigenvalue real part) of every array the analog backend replaced by a spare."""
 
     def epochs_to_target(self, target: float, split: str = "test") -> int | None:
         """Return the first epoch whose ``split`` accuracy reaches target, or None."""
@@ -326,6 +328,9 @@ def train_run(
         opt.remove_hooks()
     if isinstance(backend, CosimSampledBackend):
         result.cosim = list(backend.comparisons)
+    analog = backend.inner if isinstance(backend, CosimSampledBackend) else backend
+    if isinstance(analog, AnalogBackend):
+        result.array_replacements = list(analog.replacements)
     return result
 
 

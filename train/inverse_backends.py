@@ -22,6 +22,7 @@ import abc
 import logging
 import math
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,7 +34,7 @@ from ..model.config import MacroConfig
 from ..model.converters import adc_convert, adc_decode
 from ..model.devices import NEGATIVE, POSITIVE
 from ..model.encoding import choose_input_scale, decode_output, encode_input, output_gain
-from ..model.macro import adc_settle_eps, make_switch_state
+from ..model.macro import AnalogMacro, adc_settle_eps, make_switch_state
 from ..model.solve import AUTO_SETTLE_MARGIN, MAX_RANGE_STEPS, RANGE_STEP, RANGE_TARGET, ProgrammedSolver
 from ..model.statespace import CircuitAnalysis
 from ..model.switch_matrix import mode_by_name
@@ -263,8 +264,8 @@ class _SettledINV:
         """Return (x, analog operations, columns still over range) for right-hand sides (N, K).
 
         ``first_scales`` (volts per problem unit, one per column) replaces the
-        model's first input scale, the largest the DAC allows, where it is
-        smaller; auto-ranging then proceeds as in the model.
+        model's first input scale (the largest the DAC allows) where it is
+        smaller. Auto-ranging then proceeds as in the model.
         """
         config = self.config
         headroom = self.programmed.headroom
@@ -375,6 +376,7 @@ class _AnalogSolver(FactorSolver):
         x = self._analog(b, first_scales)
         # Kept for co-simulation sampling, which re-runs the first pass.
         self.first_pass_rhs, self.first_pass_x = b, x
+
         residual = b - self.scaled @ x
         norms = np.linalg.norm(residual, axis=0)
         active = np.flatnonzero(norms > 0)
@@ -438,9 +440,11 @@ class AnalogBackend(InverseBackend):
     equilibrate : bool
         Map S F S instead of F (step 1).
     fidelity : {"settled", "transient"}
-        "settled" reads each output at its steady state (see `_SettledINV`);
+        "settled" reads each output at its steady state (see `_SettledINV`).
         "transient" runs `ProgrammedSolver.solve` with the full transient
-        and rail proof, about 100 times slower for a 129x129 factor.
+        and rail proof: 4-8 s per 129x129 inverse on the 2-core CPU of this
+        project's benchmark, where the settled path needs tens of
+        milliseconds.
     differential : bool or None
         Signed mapping on both half-arrays (True), unsigned (False), or the
         model's choice (None: signed only when an entry is negative). The
@@ -454,6 +458,23 @@ class AnalogBackend(InverseBackend):
         model's policy starts at the largest DAC input, which over-ranges
         for most inverse columns and costs two more operations per column.
         None keeps the model's policy.
+    programming : {"backdoor", "write-verify", "auto"}
+        How `ProgrammedSolver` writes the cells: "backdoor" applies the
+        programming error in one step; "write-verify" runs the model's pulse
+        and verify loop on every cell (about 0.2 s per 26x26 signed factor on
+        this project's CPU, and it reports pulse counts that the cost
+        estimate then uses); "auto" is write-verify unless the programming
+        error is off.
+    error_margin : float
+        Also treat a factor as unstable while its smallest eig(D^-1 G) real
+        part is at most this many times ||D^-1 g0 (Ahat - A)||_2, the shift
+        that programming caused (0: off). Above 1, the analog solve has a
+        relative error below one.
+    spare_after : int
+        Replace a factor's array by a spare (a new macro with its own
+        stuck-cell map) after this many programmings in a row with an
+        eigenvalue of D^-1 G in the left half-plane; `replacements` lists
+        them. Margin failures do not count.
     read_noise_margin : float
         With read noise on, a factor also counts as unstable when its
         smallest eig(D^-1 G) real part is below this many times the
@@ -465,7 +486,8 @@ class AnalogBackend(InverseBackend):
 
     def __init__(self, config, *, refine_steps: int = 0, equilibrate: bool = True, fidelity: str = "settled",
                  differential: bool | None = True, read_noise_margin: float = 4.0,
-                 predictive_ranging: float | None = 0.75) -> None:
+                 predictive_ranging: float | None = 0.75, error_margin: float = 0.0,
+                 programming: str = "backdoor", spare_after: int = 4) -> None:
 
         if not isinstance(config, MacroConfig):
             raise BackendError(f"config must be a MacroConfig, got {type(config).__name__}")
@@ -490,20 +512,59 @@ class AnalogBackend(InverseBackend):
             raise BackendError(f"predictive_ranging = {predictive_ranging!r} is invalid: use a fraction of the ADC "
                                "full scale in (0, 1], or None")
         self.predictive_ranging = predictive_ranging
+        if not error_margin >= 0:
+            raise BackendError(f"error_margin = {error_margin!r} is invalid: use 0 (off) or more")
+        self.error_margin = float(error_margin)
         self._last_inverse: dict[str, np.ndarray] = {}
         # NOTE: the model has no block solver yet, so one array bounds the factor order.
         self.max_size = config.array.rows
         self.name = "analog"
-        self._programmings = 0
+        if programming not in ("auto", "write-verify", "backdoor"):
+            raise BackendError(f"programming = {programming!r} is invalid: use 'auto', 'write-verify' or 'backdoor'")
+        self.programming = programming
+        if spare_after < 1:
+            raise BackendError(f"spare_after = {spare_after!r} is invalid: use 1 or more failed programmings")
+        self.spare_after = spare_after
+        self._macros: dict[str, AnalogMacro] = {}
+        self._failures: dict[str, int] = {}
+        self._spares_used: dict[str, int] = {}
+        self.replacements: list[tuple[str, float]] = []
+        """(factor label, smallest eigenvalue real part) of every array replaced by a spare."""
 
-    def _programming_config(self):
-        # NOTE: ProgrammedSolver builds a new AnalogMacro from the config, so a
-        # new seed per programming gives a new programming error but also a new
-        # stuck-cell map. A physical macro keeps its stuck cells; the model API
-        # has no way yet to reprogram one macro instance.
-        seed = (self.config.seed * 1_000_003 + self._programmings) % (2**63)
-        self._programmings += 1
-        return self.config.replace(seed=seed)
+    def macro_for(self, label: str) -> AnalogMacro:
+        """Return the macro that holds factor ``label``, creating it on first use.
+
+        Each factor (or block) has its own macro, as K-FAC hardware with one
+        array per factor would, so a programmed factor stays valid while the
+        others are reprogrammed (solve mode keeps them all). Its seed comes
+        from the run seed, the label and the spares used, so a factor keeps
+        its stuck-cell map across refreshes and each reprogramming draws a new
+        programming error.
+        """
+        macro = self._macros.get(label)
+        if macro is None:
+            spare = self._spares_used.get(label, 0)
+            seed = (self.config.seed * 1_000_003 + zlib.crc32(f"{label}/{spare}".encode())) % (2**63)
+            macro = self._macros[label] = AnalogMacro(self.config.replace(seed=seed))
+        return macro
+
+    def _fail(self, label: str, error: UnstableFactorError) -> UnstableFactorError:
+        """Count a failed programming and swap in a spare array after `spare_after` in a row.
+
+        A stuck cell at g_max off the diagonal, or at g_min on it, keeps
+        D^-1 G unstable at any damping, because equilibration scales the
+        damping away. Hardware with spare arrays would retire such an array.
+        """
+        failures = self._failures.get(label, 0) + 1
+        self._failures[label] = failures
+        if failures >= self.spare_after:
+            self._macros.pop(label, None)
+            self._spares_used[label] = self._spares_used.get(label, 0) + 1
+            self._failures[label] = 0
+            self.replacements.append((label, error.min_real_eigenvalue))
+            log.info("array of factor %s replaced by a spare after %d unstable programmings (smallest eigenvalue "
+                     "real part %.3g)", label, failures, error.min_real_eigenvalue)
+        return error
 
     def prepare(self, matrix: torch.Tensor, *, label: str) -> FactorSolver:
         values = matrix.to(torch.float64).numpy()
@@ -516,8 +577,10 @@ class AnalogBackend(InverseBackend):
             scale = np.ones(n)
         scaled = values * scale[:, None] * scale[None, :]
 
-        config = self._programming_config()
-        programmed = ProgrammedSolver(scaled, config, differential=self.differential)
+        macro = self.macro_for(label)
+        config = macro.config
+        programmed = ProgrammedSolver(scaled, macro=macro, differential=self.differential,
+                                      programming=self.programming)
         state = make_switch_state(mode_by_name("INV"), n, n, config, signed=programmed.mapping.differential)
         analysis = programmed.macro.analysis(state)
         eps = adc_settle_eps(config)
@@ -537,12 +600,20 @@ class AnalogBackend(InverseBackend):
             # The model's settle rule applied to the eigenvalue-formula estimate.
             settle_time = (AUTO_SETTLE_MARGIN * math.log(1 / eps)
                            / (2 * math.pi * config.opamp.gbw_Hz * lambda_min.real)) if stable else None
-        margin = self._read_noise_margin(programmed, analysis, n)
         if not stable:
-            raise UnstableFactorError(label, lambda_min.real, message)
+            raise self._fail(label, UnstableFactorError(label, lambda_min.real, message))
+        margin = self._read_noise_margin(programmed, analysis, n)
+        # A margin failure is cured by more damping, so it does not count towards a spare.
+        self._failures[label] = 0
         if lambda_min.real <= margin:
             raise UnstableFactorError(label, lambda_min.real, "read noise could make a single operation unstable",
                                       required=margin)
+        programmed_error = self._programmed_error(programmed, analysis, scaled, n)
+        if lambda_min.real <= self.error_margin * programmed_error:
+            raise UnstableFactorError(
+                label, lambda_min.real,
+                f"the programming error moves D^-1 G by {programmed_error:.3g} in 2-norm, so the analog inverse "
+                "would be unreliable", required=self.error_margin * programmed_error)
         mapping = programmed.mapping
         cells = mapping.g_pos_S if mapping.g_neg_S is None else np.concatenate([mapping.g_pos_S, mapping.g_neg_S])
         info = {
@@ -553,8 +624,13 @@ class AnalogBackend(InverseBackend):
             "differential": float(mapping.differential),
             "mean_conductance_S": float(np.mean(cells)),
             "matrix_error_max": float(np.max(np.abs(programmed.programmed_matrix() - scaled))),
-            "programming_seed": float(config.seed),
+            "macro_seed": float(config.seed),
         }
+        stats = programmed.programming_stats
+        if stats is not None:
+            # Write-verify: the cost estimate uses these instead of its assumed pulse counts.
+            info.update(programming_pulses=float(stats.total_pulses), programming_reads=float(stats.reads),
+                        programming_time_s=stats.time_s, programming_failed_cells=float(len(stats.failed_cells)))
         def store(inverse: np.ndarray) -> None:
             self._last_inverse[label] = inverse
 
@@ -564,6 +640,21 @@ class AnalogBackend(InverseBackend):
         return _AnalogSolver(programmed, scaled, scale, self.refine_steps, info, self.fidelity,
                              previous_inverse=previous, ranging_target=self.predictive_ranging,
                              store_inverse=store)
+
+    def _programmed_error(self, programmed, analysis, scaled: np.ndarray, n: int) -> float:
+        """Return ||D^-1 g0 (Ahat - A)||_2: how far programming moved the loop matrix D^-1 G.
+
+        Ahat is the matrix the programmed cells represent (what a verify read
+        of the array returns), A the equilibrated factor and g0 the unit
+        conductance. When lambda_min(D^-1 G) exceeds this norm, the analog
+        solve has a relative error below one and iterative refinement
+        converges.
+        """
+        if self.error_margin == 0:
+            return 0.0
+        d = analysis.circuit.node_conductance_S[:n]
+        error = (programmed.programmed_matrix() - scaled) * (programmed.mapping.g_unit_S / d)[:, None]
+        return float(np.linalg.norm(error, 2))
 
     def _read_noise_margin(self, programmed, analysis, n: int) -> float:
         """Return the smallest eig(D^-1 G) real part that read noise is unlikely to push below zero.
@@ -778,6 +869,7 @@ def cosim_solve_function(*, simulator: str = "verilator", backend: str = "cosim"
 def analog_backend_factory(config, *, refine_steps: int = 0, equilibrate: bool = True,
                            fidelity: str = "settled", differential: bool | None = True,
                            read_noise_margin: float = 4.0, predictive_ranging: float | None = 0.75,
+                           error_margin: float = 0.0, programming: str = "backdoor", spare_after: int = 4,
                            cosim_every: int | None = None, cosim_max: int | None = 4,
                            cosim_columns: int = 2, simulator: str = "verilator", cosim_backend: str = "cosim",
                            cosim_solve: CosimSolve | None = None):
@@ -793,7 +885,8 @@ def analog_backend_factory(config, *, refine_steps: int = 0, equilibrate: bool =
                                                                                   backend=cosim_backend)
     # Fail on a bad configuration before any training.
     options = dict(refine_steps=refine_steps, equilibrate=equilibrate, fidelity=fidelity, differential=differential,
-                   read_noise_margin=read_noise_margin, predictive_ranging=predictive_ranging)
+                   read_noise_margin=read_noise_margin, predictive_ranging=predictive_ranging,
+                   error_margin=error_margin, programming=programming, spare_after=spare_after)
     AnalogBackend(config, **options)
 
     def factory(seed: int) -> InverseBackend:

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TARGETS = {"digits": 0.95, "emnist-letters": 0.85}
 """Default target test accuracy per data set. The default CNN levels off at
-96.5-97 % on the digits test split (359 images, 0.28 % per image); closer to
+96.5-97 % on the digits test split (359 images, 0.28 % per image). Closer to
 that plateau, epochs-to-target jumps with single images, so 0.95 is the
-default and benchmarks/results/training.md also lists 0.94-0.965. 0.85 for
+default, and benchmarks/results/training.md also lists 0.94-0.965. 0.85 for
 EMNIST Letters is an assumption, not measured here."""
 
 DEFAULT_POOL = {"digits": 2, "emnist-letters": 4}
@@ -189,6 +189,15 @@ def register(subparsers) -> None:
                        help="choose each inverse column's input scale from the previous inverse so its largest "
                             "output lands at this fraction of the ADC full scale (about 1.2 instead of 3 operations "
                             "per column); 'none' keeps the model's auto-ranging from the largest DAC input")
+    macro.add_argument("--programming", choices=("backdoor", "write-verify", "auto"), default="backdoor",
+                       help="how the model writes each factor: backdoor (target plus programming error in one step) "
+                            "or write-verify (pulse and verify loop per cell, slower; its pulse counts feed the cost "
+                            "estimate)")
+    macro.add_argument("--spare-after", type=int, default=4,
+                       help="replace a factor's array by a spare after this many unstable programmings in a row")
+    macro.add_argument("--error-margin", type=float, default=0.0,
+                       help="treat a factor as unstable while its smallest eig(D^-1 G) real part is at most this "
+                            "many times the 2-norm shift caused by programming (0: off)")
     macro.add_argument("--read-noise-margin", type=float, default=4.0,
                        help="treat a factor as unstable when its smallest eig(D^-1 G) real part is below this many "
                             "times the estimated read-noise shift (0: off)")
@@ -203,7 +212,7 @@ def register(subparsers) -> None:
     out.add_argument("--cost-param", action="append", default=[], metavar="NAME=VALUE",
                      help="override a field of AMCCostParams or DigitalProcessorParams (repeatable)")
     out.add_argument("--no-progress", action="store_true", help="hide the per-epoch progress bars")
-    out.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    out.add_argument("--threads", type=int, default=1, help="CPU threads of torch and of numpy's BLAS")
     parser.set_defaults(func=run)
 
 
@@ -215,6 +224,7 @@ def _check_args(args) -> None:
     for name, value in positive:
         if value < 1:
             raise UsageError(f"{name} {value} is invalid: use 1 or more")
+
     if args.refine_steps < 0:
         raise UsageError(f"--refine-steps {args.refine_steps} is invalid: use 0 or more")
     if args.damping <= 0:
@@ -226,6 +236,10 @@ def _check_args(args) -> None:
     if args.predictive_ranging is not None and not 0 < args.predictive_ranging <= 1:
         raise UsageError(f"--predictive-ranging {args.predictive_ranging} is invalid: use a fraction of the ADC full "
                          "scale in (0, 1], or none")
+    if args.error_margin < 0:
+        raise UsageError(f"--error-margin {args.error_margin} is invalid: use 0 (off) or more")
+    if args.spare_after < 1:
+        raise UsageError(f"--spare-after {args.spare_after} is invalid: use 1 or more")
     if args.read_noise_margin < 0:
         raise UsageError(f"--read-noise-margin {args.read_noise_margin} is invalid: use 0 (off) or more")
     if args.block_diagonal == "array" and args.array_size == "fit":
@@ -237,6 +251,7 @@ def _check_args(args) -> None:
         raise UsageError(
             f"--target-accuracy {args.target_accuracy} is invalid: give a fraction in (0, 1], e.g. 0.95 for 95 %"
         )
+
     if set(args.seeds) & set(args.sweep_seeds):
         raise UsageError(
             f"--seeds and --sweep-seeds share {sorted(set(args.seeds) & set(args.sweep_seeds))}; "
@@ -247,6 +262,7 @@ def _check_args(args) -> None:
                          "(nothing is downloaded)")
     if args.dataset == "digits" and (args.train_subset or args.test_subset or args.data_root):
         raise UsageError("--data-root, --train-subset and --test-subset apply to --dataset emnist-letters only")
+
     analog = "kfac-analog" in args.optimizers
     macro_flags = [flag for flag, value in (
         ("--levels", args.levels), ("--dac-bits", args.dac_bits), ("--adc-bits", args.adc_bits),
@@ -307,6 +323,7 @@ def _resolve_block_size(args) -> int | None:
 def run(args) -> int:
     _check_args(args)
 
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS before the thread limit below)
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -318,8 +335,10 @@ def run(args) -> int:
     from ..train.experiment import KFACOptions, Protocol, run_comparison
 
     torch.set_num_threads(args.threads)
-    # numpy's BLAS too: with more threads than free cores its eigenvalue and
-    # solve routines of the analog model slow down by orders of magnitude.
+    # The BLAS libraries of numpy and scipy too: with more threads than free
+    # cores the analog model's eigenvalue and solve routines slow down by
+    # orders of magnitude. threadpoolctl limits only libraries already
+    # loaded, hence the imports above.
     threadpool_limits(args.threads)
     try:
         options = {}
@@ -364,6 +383,7 @@ def run(args) -> int:
                 config, refine_steps=args.refine_steps, fidelity=args.fidelity,
                 differential=True if args.mapping == "signed" else None,
                 read_noise_margin=args.read_noise_margin, predictive_ranging=args.predictive_ranging,
+                error_margin=args.error_margin, programming=args.programming, spare_after=args.spare_after,
                 cosim_every=args.cosim_every,
                 cosim_max=args.cosim_max, simulator=args.simulator,
             )
@@ -385,7 +405,7 @@ def run(args) -> int:
         print(f"Analog macro for kfac-analog: {config.array.rows}x{config.array.cols} arrays {note}; "
               f"{config.array.levels} levels; DAC {config.dac.bits} bits, ADC {config.adc.bits} bits; "
               f"non-idealities: {config.nonideal.describe()}; {args.mapping} mapping, {args.fidelity} outputs, "
-              f"{args.refine_steps} refinement steps, predictive ranging "
+              f"{args.programming} programming, {args.refine_steps} refinement steps, predictive ranging "
               f"{'off' if args.predictive_ranging is None else f'at {args.predictive_ranging:.0%} of full scale'}")
     sys.stdout.flush()
 
@@ -409,9 +429,10 @@ def run(args) -> int:
     if analog_runs:
         raises = sum(len(r.damping_raises) for r in analog_runs)
         inversions = sum(len(r.inversion_log) for r in analog_runs)
+        spares = sum(len(r.array_replacements) for r in analog_runs)
         print(f"Analog K-FAC: {inversions} factor programmings over {len(analog_runs)} seeds; damping raised "
-              f"{raises} times to make the INV circuit stable" + (" (each raise is listed in run.json)" if raises
-                                                                  else ""))
+              f"{raises} times to make the INV circuit stable; {spares} arrays replaced by spares"
+              + (" (each listed in run.json)" if raises or spares else ""))
         for r in analog_runs:
             for c in r.cosim:
                 print(f"  co-simulation check, seed {r.seed}, {c.label}: relative difference to the model "
@@ -447,6 +468,7 @@ def _write_run_json(args, comparison, config, cost_amc, cost_digital, wall_time_
             str(r.seed): [dataclasses.asdict(event) for event in r.damping_raises]
             for r in comparison.runs_of("kfac-analog")
         },
+        "array_replacements": {str(r.seed): r.array_replacements for r in comparison.runs_of("kfac-analog")},
         "cosim": {
             str(r.seed): [dataclasses.asdict(c) for c in r.cosim] for r in comparison.runs_of("kfac-analog")
         },

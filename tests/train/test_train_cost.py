@@ -135,3 +135,14 @@ def test_report_lists_every_parameter_and_reported_ratios():
     assert "reported 5.88x" in text
     assert "reported 6.9x" in text
     assert "assumption" in text
+
+
+def test_write_verify_statistics_replace_assumed_pulses():
+    config = MacroConfig()
+    amc = AMCCostParams()
+    assumed = estimate_cost([_record(4, 4, lambda_min=0.5)], config, amc=amc)
+    measured = estimate_cost([_record(4, 4, lambda_min=0.5, programming_pulses=100.0, programming_time_s=3e-5)],
+                             config, amc=amc)
+    assert measured.amc_energy_J["programming"] == pytest.approx(100 * amc.program_pulse_energy_J)
+    assert measured.amc_time_s["programming"] == pytest.approx(3e-5)
+    assert assumed.amc_energy_J["programming"] == pytest.approx(32 * 10 * amc.program_pulse_energy_J)
