@@ -747,6 +747,10 @@ class CosimSampledBackend(InverseBackend):
     result, and the model draws no extra random numbers for the comparison,
     so sampling does not change the training trajectory.
 
+    NOTE: the host builds a fresh macro from the factor's seed, so only a
+    factor's first programming gives both sides the same conductances;
+    later programmings differ by their programming-error draws.
+
     Parameters
     ----------
     inner : AnalogBackend
