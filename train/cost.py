@@ -4,10 +4,10 @@ The estimator takes the inversion log of a training run (`InversionRecord`s:
 factor order N, right-hand-side columns solved, analog passes per column,
 settling information from the analog backend) and charges each inversion
 
-- on the AMC macro: programming the new factor into the array, then for each
-  column and pass one DAC update, settling of the INV circuit and N ADC
-  conversions, with the energy of the op-amps, converters, array read
-  current and programming pulses. Digital work around the macro (residuals
+- on the AMC macro: programming the new factor into the array, then one DAC
+  update, the settling of the INV circuit and N ADC conversions per analog
+  operation. Energy comes from the op-amps, converters, array read current
+  and programming pulses. Digital work around the macro (residuals
   of iterative refinement, equilibration) is charged on the digital processor.
 - on the digital processor: the floating-point operations of the same
   inversion (Cholesky factorization and inverse or triangular solves) at an

@@ -63,7 +63,7 @@ class DataSplits:
     y_test: torch.Tensor
     n_classes: int
     source: str
-    """Where the data came from (package or files), for the run log."""
+    """Origin of the data (package or files), for the run log."""
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -143,10 +143,10 @@ def load_digits(
     ----------
     test_fraction, val_fraction : float
         Share of all 1797 images held out for the test and validation splits.
-        The defaults give 1167 training, 270 validation and 360 test images.
+        The defaults give 1169 training, 269 validation and 359 test images.
     split_seed : int
         Seed of the split. It is fixed across training seeds, so every
-        optimizer and seed sees the same three splits.
+        optimizer and seed uses the same three splits.
     """
     from sklearn.datasets import load_digits as sklearn_digits
 
@@ -304,7 +304,7 @@ def load_emnist_letters(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DatasetError(f"EMNIST folder {root} does not exist; pass the folder that holds the EMNIST files")
+        raise DatasetError(f"EMNIST folder {root} not found; pass the folder that contains the EMNIST files")
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError(f"val_fraction = {val_fraction!r} is invalid: use a fraction strictly between 0 and 1")
     x_train, y_train, x_test, y_test, source = _emnist_letters_arrays(root)
@@ -339,6 +339,6 @@ def load_dataset(name: str, *, data_root: str | Path | None = None, **options) -
         return load_digits(**options)
     if name == "emnist-letters":
         if data_root is None:
-            raise DatasetError("emnist-letters needs the folder that holds the EMNIST files: pass --data-root DIR")
+            raise DatasetError("emnist-letters needs the folder that contains the EMNIST files: pass --data-root DIR")
         return load_emnist_letters(data_root, **options)
     raise DatasetError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")

@@ -2,7 +2,7 @@
 
 The comparison is paired by seed. For a seed s, every optimizer starts from
 the same initial weights (``torch.manual_seed(s)`` before the model is built)
-and sees the same mini-batches in the same order (a ``torch.Generator``
+and gets the same mini-batches in the same order (a ``torch.Generator``
 seeded from s), so differences between optimizers are not differences in
 luck. The learning rate of each optimizer is chosen beforehand by a small
 sweep scored on the validation split only, with seeds that are not used for

@@ -149,7 +149,8 @@ def format_summary(comparison: Comparison) -> str:
     protocol = comparison.protocol
     summaries = comparison.summaries()
     lines = [
-        f"Epochs to {protocol.target_accuracy:.1%} test accuracy, {len(protocol.seeds)} seeds "
+        f"Epochs to {protocol.target_accuracy:.1%} test accuracy, {len(protocol.seeds)} "
+        f"seed{'s' if len(protocol.seeds) != 1 else ''} "
         f"({', '.join(map(str, protocol.seeds))}), at most {protocol.epochs} epochs "
         "(a seed that never reaches the target counts as epochs + 1 and the mean is marked >=):",
         f"  {'optimizer':<12} {'lr':>7} {'per seed':<16} {'mean +- s.d.':>16} {'final test acc':>15} {'epoch time':>11}",

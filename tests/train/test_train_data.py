@@ -141,7 +141,7 @@ def test_emnist_loader_missing_files_names_them(tmp_path):
 
 
 def test_emnist_loader_missing_folder(tmp_path):
-    with pytest.raises(DatasetError, match="does not exist"):
+    with pytest.raises(DatasetError, match="not found"):
         load_emnist_letters(tmp_path / "nowhere")
 
 

@@ -151,7 +151,7 @@ def test_solve_mode_matches_inverse_mode(digits):
             optimizer.step()
         results.append([p.detach().clone() for p in model.parameters()])
         if mode == "solve":
-            # Each step solves the gradient rows: the fc A factor sees 10 columns per step.
+            # Each step solves the gradient rows: the fc A factor gets 10 columns per step.
             fc_a = [r for r in optimizer.inversion_log if r.layer == "fc" and r.factor == "A"]
             assert fc_a[0].columns_solved == 20
     for a, b in zip(*results):
