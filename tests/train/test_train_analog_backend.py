@@ -257,3 +257,14 @@ def test_predictive_ranging_cuts_operations():
     assert counts[None] > 2.5
     assert counts[0.75] < 1.5
     assert residuals[0.75] < 2 * residuals[None] + 0.01
+
+
+def test_transient_fidelity_matches_settled():
+    a = _spd(5, 12, shift=0.5)
+    inverses = {}
+    for fidelity in ("settled", "transient"):
+        backend = AnalogBackend(MacroConfig().ideal(), fidelity=fidelity)
+        inverses[fidelity] = backend.prepare(torch.from_numpy(a), label="f").inverse().numpy()
+    exact = np.linalg.inv(a)
+    assert np.linalg.norm(inverses["transient"] - exact) / np.linalg.norm(exact) < 0.03
+    assert np.allclose(inverses["transient"], inverses["settled"], rtol=0.02, atol=0.02 * np.abs(exact).max())
