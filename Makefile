@@ -45,6 +45,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.train_bench
 
 verilog: setup
 	$(BIN)/amc verilog --output build/verilog

@@ -38,6 +38,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 from amaranth.sim import Simulator
+from threadpoolctl import threadpool_limits
 
 from amc.model.config import ArrayParams, MacroConfig
 from amc.model.macro import AnalogMacro
@@ -381,6 +382,9 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
 
+    # One BLAS thread: the model's matrices are small, and on a 2-core machine
+    # shared with the simulators extra BLAS threads only add contention.
+    threadpool_limits(1)
     started = time.perf_counter()
     build_root = Path("build/bench").resolve()
     build_root.mkdir(parents=True, exist_ok=True)

@@ -158,15 +158,23 @@ def _run_cosim(job: dict, params: ControllerParams, simulator: str, waves: bool,
 
 
 def solve(A, b, params: ControllerParams | None = None, *, backend: str = "model", simulator: str = "icarus",
-          waves: bool = False, settle_cycles: int | None = None, work_dir: Path | None = None) -> JobReport:
-    """Solve A x = b with the INV circuit through the controller on `backend`."""
-    job = make_job("solve", A, b, settle_cycles=settle_cycles)
+          waves: bool = False, settle_cycles: int | None = None, work_dir: Path | None = None,
+          programming: str = "write-verify", differential: bool | None = None) -> JobReport:
+    """Solve A x = b with the INV circuit through the controller on `backend`.
+
+    `programming` is "write-verify" (the on-chip engine) or "backdoor" (target
+    conductances set directly in the model); `differential` forces the signed
+    (True) or unsigned (False) mapping, None chooses from the signs of A.
+    """
+    job = make_job("solve", A, b, settle_cycles=settle_cycles, programming=programming, differential=differential)
     return run_matrix_job(job, params, backend=backend, simulator=simulator, waves=waves, work_dir=work_dir)
 
 
 def multiply(A, x, params: ControllerParams | None = None, *, transpose: bool = False, backend: str = "model",
              simulator: str = "icarus", waves: bool = False, settle_cycles: int | None = None,
-             work_dir: Path | None = None) -> JobReport:
-    """Compute A x (or A^T x) with the MVM circuit through the controller on `backend`."""
-    job = make_job("multiply_t" if transpose else "multiply", A, x, settle_cycles=settle_cycles)
+             work_dir: Path | None = None, programming: str = "write-verify",
+             differential: bool | None = None) -> JobReport:
+    """Compute A x (or A^T x) with the MVM circuit through the controller on `backend` (options as `solve`)."""
+    job = make_job("multiply_t" if transpose else "multiply", A, x, settle_cycles=settle_cycles,
+                   programming=programming, differential=differential)
     return run_matrix_job(job, params, backend=backend, simulator=simulator, waves=waves, work_dir=work_dir)
