@@ -127,3 +127,11 @@ def test_invalid_eps_rejected():
     analysis, u = _signed_inv()
     with pytest.raises(ValueError, match=r"eps = 0 is invalid"):
         analysis.settle_estimates(0)
+
+
+def test_steady_operator_matches_steady_state():
+    analysis, u = _signed_inv()
+    operator = analysis.steady_operator
+    assert operator.shape == (analysis.circuit.n_states, analysis.circuit.n_sources)
+    assert not operator.flags.writeable
+    assert np.allclose(operator @ u, analysis.steady_state(u), rtol=1e-13, atol=1e-15)
