@@ -21,6 +21,7 @@ from amc.model.converters import adc_convert
 from amc.model.encoding import encode_input
 from amc.model.errors import CircuitBuildError, MacroUsageError
 from amc.model.macro import AnalogMacro, make_switch_state
+from amc.model.trajectory import RailScan, scan_rails
 from amc.model.mapping import map_matrix
 from amc.model.switch_matrix import decode_switch_state, mode_by_name
 
@@ -280,14 +281,20 @@ def test_square_mode_needs_equal_counts():
         macro.enable(0, dataclasses.replace(state, col_enable=cols))
 
 
-def _batch_and_events(config, k_ops=4):
+def _batch_and_events(config, k_ops=4, headroom=0.2, settle_ps=2_000_000, peak_V=None):
     rng = np.random.default_rng(41)
     b_batch = rng.uniform(-1, 1, (N, k_ops))
     mode = mode_by_name("INV")
-    encoded = encode_input(b_batch, mode, config.dac, headroom=0.2)
+    scale = None
+    if peak_V is not None:
+        # Input scales that put the largest steady state (inverters included) at peak_V.
+        reference, state = _setup(config)
+        per_unit = reference.analysis(state).steady_operator @ -b_batch
+        scale = np.asarray(peak_V) / np.abs(per_unit).max(axis=0)
+    encoded = encode_input(b_batch, mode, config.dac, headroom=headroom, scale_V=scale)
     channels = np.arange(N)
-    offsets = 2_000_000 + 100_000 * channels
-    disable = 2_000_000 + 100_000 * N
+    offsets = settle_ps + 100_000 * channels
+    disable = settle_ps + 100_000 * N
 
     batch_macro, state = _setup(config)
     batch = batch_macro.run_operations(state, encoded.codes, channels, offsets, disable, start_time_ps=0)
@@ -317,6 +324,86 @@ def test_batch_equals_event_path():
 def test_batch_with_read_noise_close_to_event_path():
     batch, codes, _, _ = _batch_and_events(NOISY)
     assert np.max(np.abs(batch.codes - codes)) <= 1
+
+
+def test_batch_equals_events_early_sampling():
+    # Samples from 20 ns on, long before the transient settles: the batch
+    # path must evaluate the transient, not the steady state.
+    batch, codes, batch_macro, event_macro = _batch_and_events(NO_READ_NOISE, settle_ps=20_000)
+    assert np.array_equal(batch.codes, codes)
+    assert np.allclose(batch_macro.held_outputs(), event_macro.held_outputs(), atol=1e-12)
+    settled = adc_convert(np.clip(batch.steady_state_V, -1.5, 1.5), NO_READ_NOISE.adc).codes
+    assert not np.array_equal(batch.codes, settled)
+    assert not batch.touched_rails.any()
+
+
+def test_batch_equals_events_near_rails():
+    # Steady states of 1.25 to 1.45 V overrange the 1 V ADC, and the
+    # transients come close to the 1.5 V rails without reaching them.
+    peaks = np.array([1.3, 1.45, 1.25, 1.4, 1.45, 1.35])
+    batch, codes, batch_macro, event_macro = _batch_and_events(NO_READ_NOISE, k_ops=6, peak_V=peaks)
+    assert np.all(batch.overrange.any(axis=0))
+    assert not batch.touched_rails.any()
+    assert np.array_equal(batch.codes, codes)
+    assert np.allclose(batch_macro.held_outputs(), event_macro.held_outputs(), atol=1e-12)
+
+
+def test_batch_touched_flags_match_scan():
+    # One operation per call, so that each start state is the held output.
+    # The flags must equal those of the adaptive scan on the same trajectory.
+    macro, state = _setup(NO_READ_NOISE)
+    analysis = macro.analysis(state)
+    circuit = analysis.circuit
+    rail = NO_READ_NOISE.opamp.rail_V
+    channels = np.arange(N)
+    offsets = 300_000 + 100_000 * channels
+    disable = 300_000 + 100_000 * N
+    tau_end = disable * 1e-12 * analysis.rate_rad_per_s
+    rng = np.random.default_rng(43)
+    flags, expected = [], []
+    for headroom in (0.2, 0.95, 0.3, 1.0, 0.1, 0.9, 0.5, 0.2):
+        encoded = encode_input(rng.uniform(-1, 1, N), mode_by_name("INV"), NO_READ_NOISE.dac, headroom=headroom)
+        x0 = macro._initial_state(circuit)
+        steady = analysis.steady_state(encoded.volts)
+        result = macro.run_operations(state, encoded.codes[:, None], channels, offsets, disable)
+        flags.append(bool(result.touched_rails[0]))
+        if np.abs(steady).max() > rail:
+            expected.append(True)
+            continue
+        _, status = scan_rails(analysis, steady[:, None], analysis._eigen[2] @ (x0 - steady)[:, None], rail,
+                               np.zeros(1), tau_end)
+        expected.append(bool(status[0] == RailScan.MAY_TOUCH))
+    assert flags == expected
+    assert any(flags)
+    assert not all(flags)
+
+
+def test_batch_plan_cached_per_schedule():
+    macro, state = _setup(IDEAL)
+    codes = np.zeros((N, 1), dtype=int)
+    channels = np.arange(N)
+    macro.run_operations(state, codes, channels, 1_000_000 + channels, 2_000_000)
+    analysis = macro.analysis(state)
+    first = macro._batch_plans[analysis]
+    macro.run_operations(state, codes, channels, 1_000_000 + channels, 2_000_000)
+    assert macro._batch_plans[analysis] is first
+    assert len(first) == 1
+    macro.run_operations(state, codes, channels, 500_000 + channels, 2_000_000)
+    assert len(macro._batch_plans[analysis]) == 2
+
+
+def test_batch_follows_reprogramming():
+    macro, state = _setup(IDEAL)
+    rng = np.random.default_rng(44)
+    encoded = encode_input(rng.uniform(-1, 1, (N, 2)), mode_by_name("INV"), IDEAL.dac, headroom=0.2)
+    channels = np.arange(N)
+    offsets = 2_000_000 + 100_000 * channels
+    macro.run_operations(state, encoded.codes, channels, offsets, 3_000_000)
+    mapping = map_matrix(2.0 * MATRIX, IDEAL)
+    macro.program_backdoor(0, *mapping.array_images(IDEAL.array))
+    result = macro.run_operations(state, encoded.codes, channels, offsets, 3_000_000)
+    expected = macro.analysis(state).steady_state(encoded.volts)[:N]
+    assert np.allclose(result.steady_state_V, expected, atol=1e-12)
 
 
 def test_batch_rejects_unknown_channel():
