@@ -28,25 +28,54 @@ The automatic settle time is ``AUTO_SETTLE_MARGIN * ln(1/eps) / |Re p_slow|``
 with p_slow the slowest closed-loop pole (inverters included) and eps half an
 ADC LSB relative to full scale (2^-bits).
 
+The first operation of a vector runs at an input scale that the `ranging`
+option chooses:
+
+- "step" (default): the largest scale the DAC allows (`headroom`), as the
+  controller's auto-ranging starts. An INV output then often overranges and
+  auto-ranging needs two more operations.
+- "predict": the scale that puts the largest steady-state output of the
+  programmed, noise-free circuit at `RANGE_TARGET` of the ADC full scale
+  (never above the DAC limit). The model computes it from its circuit with
+  one matrix-vector product per vector. A controller on silicon has no such
+  oracle, so `AnalogResult.operations` then counts fewer operations than the
+  controller's auto-ranging needs. DAC quantization and read noise can still
+  push an output over the full scale, and auto-ranging then continues as below.
+
 Auto-ranging (on by default) repeats an operation whose ADC input overranged
 with the input scale divided by `RANGE_STEP`, then adjusts the scale once so
 the largest output reaches `RANGE_TARGET` of the ADC full scale. Every
 repetition is a real operation: it draws new read noise and counts in
 `AnalogResult.operations`.
+
+Speed: one operation without read noise costs a few matrix-vector products.
+Each `ProgrammedSolver` computes the matrices once per mode: the steady-state
+operator, the sample and disable propagators and the rail proof of
+`amc.model.trajectory.GridRailProof` (see `AnalogMacro.run_operations`).
+The fixed cost of the numpy calls dominates small problems, so pass many
+vectors per call where possible. A multi-threaded BLAS adds thread start-up
+to every small product, so set ``OPENBLAS_NUM_THREADS=1`` (or use
+threadpoolctl) when timing solves.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .config import MacroConfig
-from .converters import adc_decode
-from .encoding import DEFAULT_HEADROOM, choose_input_scale, decode_output, encode_input, validate_vector
+from .converters import DacConversion, adc_decode, dac_encode
+from .encoding import (
+    DEFAULT_HEADROOM,
+    choose_input_scale,
+    decode_output,
+    input_sign,
+    validate_vector,
+)
 from .errors import InvalidOperandError, MacroUsageError, SingularMatrixError
-from .macro import PICOSECOND, AnalogMacro, adc_settle_eps, make_switch_state
+from .macro import PICOSECOND, AnalogMacro, BatchResult, adc_settle_eps, make_switch_state
 from .mapping import MatrixMapping, effective_matrix, map_matrix, validate_matrix
 from .programming import ProgrammingStats, program_matrix
 from .statespace import CircuitAnalysis, SettleEstimates, StabilityReport, check_stability
@@ -59,6 +88,7 @@ __all__ = [
     "RANGE_TARGET",
     "MAX_RANGE_STEPS",
     "PROGRAMMING_METHODS",
+    "RANGING_POLICIES",
     "AnalogResult",
     "ProgrammedSolver",
     "check_invertible",
@@ -88,6 +118,9 @@ RANGE_TARGET = 0.9
 
 PROGRAMMING_METHODS = ("auto", "write-verify", "backdoor")
 """Values of the `programming` option (see the module docstring)."""
+
+RANGING_POLICIES = ("step", "predict")
+"""Values of the `ranging` option: how the first input scale is chosen (see the module docstring)."""
 
 _SINGULAR_RCOND = 1e-12
 """Reciprocal condition number below which INV rejects a matrix as singular."""
@@ -202,6 +235,38 @@ class _ModeSetup:
     settle_ps: int
     settle_auto: bool
     settle: SettleEstimates
+    input_sign: float
+    """-1 for INV (the DACs feed -s b), +1 for the MVM modes (`amc.model.encoding.input_sign`)."""
+
+
+@dataclass
+class _Outcome:
+    """Per-vector results of the operations kept so far (columns are vectors)."""
+
+    codes: np.ndarray
+    volts: np.ndarray
+    steady: np.ndarray
+    overrange: np.ndarray
+    rail_clipped: np.ndarray
+    touched: np.ndarray
+    scale: np.ndarray
+    dac_codes: np.ndarray
+    dac_clipped: np.ndarray
+
+    @classmethod
+    def of(cls, scales: np.ndarray, encoded: DacConversion, result: BatchResult) -> "_Outcome":
+        return cls(result.codes, result.volts, result.steady_state_V, result.overrange, result.rail_clipped,
+                   result.touched_rails, scales, encoded.codes, encoded.clipped)
+
+    def copy(self) -> "_Outcome":
+        return _Outcome(*(np.array(getattr(self, f.name), copy=True) for f in fields(self)))
+
+    def store(self, columns: np.ndarray, other: "_Outcome", accept: np.ndarray) -> None:
+        """Replace the results of vectors `columns[accept]` by those of `other` (columns of `other` match `columns`)."""
+        chosen = columns[accept]
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            mine[..., chosen] = theirs[..., accept]
 
 
 class ProgrammedSolver:
@@ -222,6 +287,11 @@ class ProgrammedSolver:
         Share of the largest positive DAC voltage used by the largest |entry| of each vector.
     auto_range : bool
         Repeat over-ranged operations at a smaller input scale.
+    ranging : {"step", "predict"}
+        How the first input scale is chosen. "step" starts at the DAC limit,
+        as the controller does. "predict" starts at the scale predicted from
+        the programmed circuit's steady state, usually one operation per
+        vector. See the module docstring.
     array : int
         Array to program.
     macro : AnalogMacro, optional
@@ -238,17 +308,19 @@ class ProgrammedSolver:
     Notes
     -----
     Mapping, programming (write-verify, or the backdoor's programming
-    error, and stuck cells) and the circuit analysis happen once. Without read noise one call then costs a
-    triangular solve per vector plus O(n_states^2) per vector for the
-    transient. With read noise every operation also factorizes its own
-    circuit. See `AnalogMacro.run_operations` for what differs from the
-    event-level path.
+    error, and stuck cells) and the circuit analysis happen once, and so do
+    the matrices of `AnalogMacro.run_operations` (on the first call of each
+    mode). Without read noise an operation then costs O(J n_states^2) per
+    vector, with J of about 10 to 20 grid points of the rail proof. With read
+    noise every operation also builds and factorizes its own circuit. See
+    `AnalogMacro.run_operations` for what differs from the event-level path.
     """
 
     def __init__(self, A, config: MacroConfig | None = None, *, differential: bool | None = None,
                  settle_time_s: float | None = None, headroom: float = DEFAULT_HEADROOM,
                  auto_range: bool = True, array: int = 0, macro: AnalogMacro | None = None,
-                 programming: str = "auto", programming_settings: WriteVerifySettings | None = None):
+                 programming: str = "auto", programming_settings: WriteVerifySettings | None = None,
+                 ranging: str = "step"):
         if macro is not None and config is not None and config != macro.config:
             raise ValueError("config differs from macro.config; pass only the macro, or a matching config")
         if macro is not None:
@@ -263,11 +335,15 @@ class ProgrammedSolver:
             raise ValueError(f"headroom = {headroom!r} is invalid: use a fraction in (0, 1]")
         if programming not in PROGRAMMING_METHODS:
             raise ValueError(f"programming = {programming!r} is invalid: use one of {', '.join(PROGRAMMING_METHODS)}")
+        if ranging not in RANGING_POLICIES:
+            raise ValueError(f"ranging = {ranging!r} is invalid: use one of {', '.join(RANGING_POLICIES)}")
         if programming == "auto":
             programming = "write-verify" if self.config.nonideal.programming.enabled else "backdoor"
         self.settle_time_s = settle_time_s
         self.headroom = float(headroom)
         self.auto_range = bool(auto_range)
+        self.ranging = ranging
+        """First-scale policy: "step" or "predict"."""
         self.array = int(array)
         self.mapping = map_matrix(self.matrix, self.config, differential=differential)
         self.macro = AnalogMacro(self.config) if macro is None else macro
@@ -320,7 +396,7 @@ class ProgrammedSolver:
         setup = _ModeSetup(
             mode=mode, state=state, analysis=analysis, channels=channels, offsets_ps=offsets,
             disable_ps=settle_ps + conversion_ps * len(channels), settle_ps=settle_ps,
-            settle_auto=self.settle_time_s is None, settle=settle,
+            settle_auto=self.settle_time_s is None, settle=settle, input_sign=input_sign(mode),
         )
         self._setups[name] = setup
         return setup
@@ -363,78 +439,22 @@ class ProgrammedSolver:
         setup = self._setup(name)
         single = values.ndim == 1
         batch = values[:, None] if single else values
-        k_ops = batch.shape[1]
-        n_out = len(setup.channels)
         config = self.config
-        full_scale = config.adc.full_scale_V
 
-        scales = choose_input_scale(batch, config.dac, self.headroom)
-        limit = scales.copy()
-        steps = np.zeros(k_ops, dtype=int)
-        shape_out = (n_out, k_ops)
-        codes = np.zeros(shape_out, dtype=np.int64)
-        volts = np.zeros(shape_out)
-        steady = np.zeros(shape_out)
-        overrange = np.zeros(shape_out, dtype=bool)
-        at_rail = np.zeros(shape_out, dtype=bool)
-        touched = np.zeros(k_ops, dtype=bool)
-        used_scale = scales.copy()
-        dac_codes = np.zeros(batch.shape, dtype=np.int64)
-        dac_clipped = np.zeros(batch.shape, dtype=bool)
-        operations = 0
+        limit = choose_input_scale(batch, config.dac, self.headroom)
+        if self.ranging == "predict":
+            scales = self._predicted_scales(setup, batch, limit)
+        else:
+            scales = limit.copy()
+        outcome = self._operate(setup, batch, scales)
+        operations = batch.shape[1]
+        steps = np.zeros(batch.shape[1], dtype=int)
+        if self.auto_range and outcome.overrange.any():
+            outcome, more = self._auto_range(setup, batch, scales, limit, steps, outcome)
+            operations += more
 
-        def run(columns: np.ndarray, column_scales: np.ndarray):
-            nonlocal operations
-            encoded = encode_input(batch[:, columns], setup.mode, config.dac, scale_V=column_scales)
-            result = self.macro.run_operations(setup.state, encoded.codes, setup.channels, setup.offsets_ps,
-                                               setup.disable_ps)
-            operations += len(columns)
-            return encoded, result
-
-        def store(columns, encoded, result, accept):
-            chosen = columns[accept]
-            codes[:, chosen] = result.codes[:, accept]
-            volts[:, chosen] = result.volts[:, accept]
-            steady[:, chosen] = result.steady_state_V[:, accept]
-            overrange[:, chosen] = result.overrange[:, accept]
-            at_rail[:, chosen] = result.rail_clipped[:, accept]
-            touched[chosen] = result.touched_rails[accept]
-            used_scale[chosen] = encoded.scale_V[accept]
-            dac_codes[:, chosen] = encoded.codes[:, accept]
-            dac_clipped[:, chosen] = encoded.clipped[:, accept]
-
-        pending = np.arange(k_ops)
-        encoded, result = run(pending, scales[pending])
-        store(pending, encoded, result, np.ones(len(pending), dtype=bool))
-        if self.auto_range:
-            failed = np.any(result.overrange, axis=0)
-            pending = pending[failed]
-            while pending.size and steps[pending].max() < MAX_RANGE_STEPS:
-                scales[pending] /= RANGE_STEP
-                steps[pending] += 1
-                encoded, result = run(pending, scales[pending])
-                fine = ~np.any(result.overrange, axis=0)
-                # Failed columns keep their latest attempt, which is what the
-                # result reports if the range steps run out.
-                store(pending, encoded, result, np.ones(len(pending), dtype=bool))
-                ranged = pending[fine]
-                pending = pending[~fine]
-
-                # One more operation aims the largest output at RANGE_TARGET of
-                # the ADC full scale, limited by the DAC range. Its result
-                # replaces the previous one only if it does not overrange.
-                peak = np.max(np.abs(adc_decode(result.codes[:, fine], config.adc)), axis=0)
-                better = np.where(peak > 0, scales[ranged] * RANGE_TARGET * full_scale / np.maximum(peak, 1e-300),
-                                  limit[ranged])
-                better = np.minimum(better, limit[ranged])
-                refine = better > scales[ranged] * (1.0 + 1e-9)
-                if refine.any():
-                    columns = ranged[refine]
-                    encoded, result = run(columns, better[refine])
-                    store(columns, encoded, result, ~np.any(result.overrange, axis=0))
-
-        x = decode_output(adc_decode(codes, config.adc), setup.mode, self.mapping.g_unit_S, config.circuit,
-                          used_scale)
+        x = decode_output(adc_decode(outcome.codes, config.adc), setup.mode, self.mapping.g_unit_S, config.circuit,
+                          outcome.scale)
 
         def shaped(array):
             return array[:, 0] if single else array
@@ -442,15 +462,15 @@ class ProgrammedSolver:
         return AnalogResult(
             mode=setup.mode.name,
             x=shaped(x),
-            codes=shaped(codes),
-            volts=shaped(volts),
-            steady_state_V=shaped(steady),
-            input_scale_V=used_scale[0] if single else used_scale,
-            dac_codes=shaped(dac_codes),
-            dac_clipped=shaped(dac_clipped),
-            adc_overrange=shaped(overrange),
-            rail_clipped=shaped(at_rail),
-            touched_rails=touched[0] if single else touched,
+            codes=shaped(outcome.codes),
+            volts=shaped(outcome.volts),
+            steady_state_V=shaped(outcome.steady),
+            input_scale_V=outcome.scale[0] if single else outcome.scale,
+            dac_codes=shaped(outcome.dac_codes),
+            dac_clipped=shaped(outcome.dac_clipped),
+            adc_overrange=shaped(outcome.overrange),
+            rail_clipped=shaped(outcome.rail_clipped),
+            touched_rails=outcome.touched[0] if single else outcome.touched,
             range_steps=steps[0] if single else steps,
             operations=operations,
             settle_time_s=setup.settle_ps * PICOSECOND,
@@ -463,10 +483,77 @@ class ProgrammedSolver:
             programming=self.programming_stats,
         )
 
+    def _operate(self, setup: _ModeSetup, columns: np.ndarray, scales: np.ndarray) -> _Outcome:
+        """Run one operation per column of `columns` (problem units) at input scales `scales` (V per unit).
+
+        The DAC codes are those of `amc.model.encoding.encode_input`: the
+        same product sign * values * scale and `dac_encode`, without the
+        scale checks (every caller passes finite scales above zero) and the
+        mode-flag lookup, which cost microseconds per call.
+        """
+        encoded = dac_encode(setup.input_sign * columns * scales, self.config.dac)
+        result = self.macro.run_operations(setup.state, encoded.codes, setup.channels, setup.offsets_ps,
+                                           setup.disable_ps)
+        return _Outcome.of(scales, encoded, result)
+
+    def _predicted_scales(self, setup: _ModeSetup, batch: np.ndarray, limit: np.ndarray) -> np.ndarray:
+        """Return the input scales that put the largest steady-state output at RANGE_TARGET of the ADC full scale.
+
+        The steady state of the noise-free programmed circuit is linear in the
+        DAC voltages, so the unquantized input at scale 1 V per unit gives the
+        output per unit scale. Scales stay at or below the DAC limit `limit`.
+        """
+        n_out = len(setup.channels)
+        per_unit = setup.analysis.steady_operator[:n_out] @ (setup.input_sign * batch)
+        peak = np.abs(per_unit).max(axis=0)
+        target = RANGE_TARGET * self.config.adc.full_scale_V
+        # An all-zero output (b = 0) keeps the DAC limit.
+        predicted = np.divide(target, peak, out=np.full_like(peak, np.inf), where=peak > 0.0)
+        return np.minimum(predicted, limit)
+
+    def _auto_range(self, setup: _ModeSetup, batch: np.ndarray, scales: np.ndarray, limit: np.ndarray,
+                    steps: np.ndarray, first: _Outcome) -> tuple[_Outcome, int]:
+        """Repeat over-ranged columns at smaller scales (see the module docstring).
+
+        Returns the merged outcome and the number of extra operations.
+        `scales` and `steps` are updated in place.
+        """
+        config = self.config
+        full_scale = config.adc.full_scale_V
+        outcome = first.copy()
+        operations = 0
+        pending = np.flatnonzero(np.any(first.overrange, axis=0))
+        while pending.size and steps[pending].max() < MAX_RANGE_STEPS:
+            scales[pending] /= RANGE_STEP
+            steps[pending] += 1
+            attempt = self._operate(setup, batch[:, pending], scales[pending])
+            operations += len(pending)
+            fine = ~np.any(attempt.overrange, axis=0)
+            # Failed columns keep their latest attempt, which is what the
+            # result reports if the range steps run out.
+            outcome.store(pending, attempt, np.ones(len(pending), dtype=bool))
+            ranged = pending[fine]
+            pending = pending[~fine]
+
+            # One more operation aims the largest output at RANGE_TARGET of
+            # the ADC full scale, limited by the DAC range. Its result
+            # replaces the previous one only if it does not overrange.
+            peak = np.max(np.abs(adc_decode(attempt.codes[:, fine], config.adc)), axis=0)
+            better = np.where(peak > 0, scales[ranged] * RANGE_TARGET * full_scale / np.maximum(peak, 1e-300),
+                              limit[ranged])
+            better = np.minimum(better, limit[ranged])
+            refine = better > scales[ranged] * (1.0 + 1e-9)
+            if refine.any():
+                columns = ranged[refine]
+                retry = self._operate(setup, batch[:, columns], better[refine])
+                operations += len(columns)
+                outcome.store(columns, retry, ~np.any(retry.overrange, axis=0))
+        return outcome, operations
+
 
 def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | None = None,
           differential: bool | None = None, headroom: float = DEFAULT_HEADROOM,
-          auto_range: bool = True, programming: str = "auto") -> AnalogResult:
+          auto_range: bool = True, programming: str = "auto", ranging: str = "step") -> AnalogResult:
     """Solve A x = b on the analog INV circuit (model only, no controller).
 
     Parameters
@@ -478,7 +565,7 @@ def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | Non
     config : MacroConfig, optional
     settle_time_s : float, optional
         Time from the enable to the first sample, in seconds; None for automatic.
-    differential, headroom, auto_range, programming
+    differential, headroom, auto_range, programming, ranging
         See `ProgrammedSolver`.
 
     Returns
@@ -493,7 +580,7 @@ def solve(A, b, config: MacroConfig | None = None, *, settle_time_s: float | Non
         All are ValueError subclasses whose message names the value and the fix.
     """
     solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
-                              headroom=headroom, auto_range=auto_range, programming=programming)
+                              headroom=headroom, auto_range=auto_range, programming=programming, ranging=ranging)
     return solver.solve(b)
 
 
@@ -507,7 +594,8 @@ def solve_many(A, B, config: MacroConfig | None = None, **options) -> AnalogResu
 
 def multiply(A, x, config: MacroConfig | None = None, *, transpose: bool = False,
              settle_time_s: float | None = None, differential: bool | None = None,
-             headroom: float = DEFAULT_HEADROOM, auto_range: bool = True, programming: str = "auto") -> AnalogResult:
+             headroom: float = DEFAULT_HEADROOM, auto_range: bool = True, programming: str = "auto",
+             ranging: str = "step") -> AnalogResult:
     """Compute A x (MVM) or A^T x (MVM_T, with `transpose`) on the analog macro model.
 
     Parameters
@@ -517,9 +605,9 @@ def multiply(A, x, config: MacroConfig | None = None, *, transpose: bool = False
     config : MacroConfig, optional
     transpose : bool
         Run the transposed circuit (DACs on the rows, TIAs on the columns).
-    settle_time_s, differential, headroom, auto_range, programming
+    settle_time_s, differential, headroom, auto_range, programming, ranging
         See `ProgrammedSolver`.
     """
     solver = ProgrammedSolver(A, config, differential=differential, settle_time_s=settle_time_s,
-                              headroom=headroom, auto_range=auto_range, programming=programming)
+                              headroom=headroom, auto_range=auto_range, programming=programming, ranging=ranging)
     return solver.multiply(x, transpose=transpose)

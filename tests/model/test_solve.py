@@ -22,7 +22,15 @@ from amc.model.errors import (
     UnstableCircuitError,
 )
 from amc.model.macro import AnalogMacro
-from amc.model.solve import AUTO_SETTLE_MARGIN, ProgrammedSolver, check_invertible, multiply, solve, solve_many
+from amc.model.solve import (
+    AUTO_SETTLE_MARGIN,
+    RANGE_TARGET,
+    ProgrammedSolver,
+    check_invertible,
+    multiply,
+    solve,
+    solve_many,
+)
 
 ARRAY = ArrayParams(rows=16, cols=16)
 IDEAL = MacroConfig(array=ARRAY, nonideal=NonIdealities.ideal())
@@ -239,3 +247,64 @@ def test_solver_on_shared_macro():
         first.solve(b)
     with pytest.raises(ValueError, match="config differs from macro.config"):
         ProgrammedSolver(matrix, IDEAL, macro=macro)
+
+
+def test_predict_ranging_single_operation():
+    matrix, _ = _spd()
+    rhs = np.random.default_rng(5).uniform(-1, 1, (10, 6))
+    predicted = ProgrammedSolver(matrix, IDEAL, ranging="predict").solve(rhs)
+    stepped = ProgrammedSolver(matrix, IDEAL).solve(rhs)
+    assert predicted.operations == 6
+    assert stepped.operations > 6
+    assert not predicted.range_steps.any()
+    assert not np.any(predicted.adc_overrange)
+    # The largest output sits at RANGE_TARGET of full scale, up to DAC quantization.
+    peaks = np.max(np.abs(predicted.codes), axis=0) * IDEAL.adc.lsb_V
+    assert np.all(np.abs(peaks - RANGE_TARGET * IDEAL.adc.full_scale_V) < 0.03)
+    exact = np.linalg.solve(matrix, rhs)
+    assert _relative(predicted.x, exact) < 1.5 * _relative(stepped.x, exact) + 0.005
+
+
+def test_predict_ranging_keeps_dac_limit():
+    # x = (1/3, 1/3) keeps every output below the target even at the DAC limit.
+    matrix = np.array([[2.0, 1.0], [1.0, 2.0]])
+    result = solve(matrix, np.ones(2), IDEAL, ranging="predict")
+    assert result.operations == 1
+    assert result.input_scale_V == pytest.approx(IDEAL.dac.code_max * IDEAL.dac.lsb_V)
+    assert np.max(np.abs(result.dac_codes)) == IDEAL.dac.code_max
+
+
+def test_predict_ranging_zero_vector():
+    matrix, _ = _spd()
+    result = solve(matrix, np.zeros(10), IDEAL, ranging="predict")
+    assert result.operations == 1
+    assert np.array_equal(result.x, np.zeros(10))
+
+
+def test_predict_ranging_recovers_from_overrange():
+    # With 20 % read noise the outputs of the operated circuit miss the
+    # noise-free prediction, and some overrange: auto-ranging takes over.
+    noisy = IDEAL.replace(nonideal=NonIdealities(read_noise=ReadNoise(enabled=True, sigma_rel=0.2)))
+    matrix, _ = _spd()
+    rhs = np.random.default_rng(6).uniform(-1, 1, (10, 20))
+    result = ProgrammedSolver(matrix, noisy, ranging="predict").solve(rhs)
+    assert result.operations > 20
+    assert result.range_steps.any()
+    assert not result.range_steps.all()
+    assert not np.any(result.adc_overrange)
+
+
+def test_predict_batch_matches_single_solves():
+    matrix, _ = _spd()
+    rhs = np.random.default_rng(7).uniform(-1, 1, (10, 4))
+    together = ProgrammedSolver(matrix, FINE, ranging="predict").solve(rhs)
+    for k in range(4):
+        single = ProgrammedSolver(matrix, FINE, ranging="predict").solve(rhs[:, k])
+        assert together.input_scale_V[k] == pytest.approx(single.input_scale_V)
+        assert np.max(np.abs(together.codes[:, k] - single.codes)) <= 1
+
+
+def test_invalid_ranging_rejected():
+    matrix, b = _spd()
+    with pytest.raises(ValueError, match=r"ranging = 'auto' is invalid: use one of step, predict"):
+        solve(matrix, b, IDEAL, ranging="auto")
