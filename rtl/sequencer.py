@@ -171,6 +171,27 @@ class Sequencer(wiring.Component):
         # Strobes are registered and last one cycle.
         m.d.sync += [self.dac.load.eq(0), self.adc.start.eq(0)]
 
+        # Combinational outputs are plain expressions of the state, outside
+        # the state switch below: logic that reads the ADC inputs stays this
+        # small, so Verilator need not re-evaluate the whole state machine
+        # whenever an input (the clock included) changes.
+        accept = Signal()
+        m.d.comb += [
+            accept.eq(seen_busy & self.adc.valid & ~self.adc.busy),
+            self.adc_wr.en.eq((state == S.CONV_WAIT) & accept & ~cell),
+            switch.apply.eq(state == S.CONFIGURE),
+            switch.clear.eq(state == S.FINISH),
+            self.rsp.valid.eq(state == S.FINISH),
+            self.rsp.payload.aborted.eq(aborted),
+            self.rsp.payload.adc_clip.eq(adc_clip),
+            self.rsp.payload.settle_timeout.eq(settle_timeout),
+            self.rsp.payload.conv_timeout.eq(conv_timeout),
+            self.rsp.payload.clip_count.eq(clip_count),
+            self.rsp.payload.cycles.eq(cycles),
+            self.rsp.payload.code.eq(last_code),
+            self.rsp.payload.overrange.eq(last_overrange),
+        ]
+
 
 
         with m.If(self.busy):
@@ -216,7 +237,6 @@ class Sequencer(wiring.Component):
                     m.d.sync += state.eq(S.DAC_ADDR)
 
             with m.Case(S.CONFIGURE):
-                m.d.comb += switch.apply.eq(1)
                 m.d.sync += state.eq(Mux(program, S.PULSE_SETUP, S.ENABLE))
 
             with m.Case(S.PULSE_SETUP):
@@ -282,8 +302,7 @@ class Sequencer(wiring.Component):
                 # never taken for a new one.
                 with m.If(self.adc.busy):
                     m.d.sync += seen_busy.eq(1)
-                with m.If(seen_busy & self.adc.valid & ~self.adc.busy):
-                    m.d.comb += self.adc_wr.en.eq(~cell)
+                with m.If(accept):
                     m.d.sync += [
                         last_code.eq(self.adc.code),
                         last_overrange.eq(self.adc.overrange),
@@ -300,18 +319,6 @@ class Sequencer(wiring.Component):
                     m.d.sync += timer.eq(timer - 1)
 
             with m.Case(S.FINISH):
-                m.d.comb += [
-                    switch.clear.eq(1),
-                    self.rsp.valid.eq(1),
-                    self.rsp.payload.aborted.eq(aborted),
-                    self.rsp.payload.adc_clip.eq(adc_clip),
-                    self.rsp.payload.settle_timeout.eq(settle_timeout),
-                    self.rsp.payload.conv_timeout.eq(conv_timeout),
-                    self.rsp.payload.clip_count.eq(clip_count),
-                    self.rsp.payload.cycles.eq(cycles),
-                    self.rsp.payload.code.eq(last_code),
-                    self.rsp.payload.overrange.eq(last_overrange),
-                ]
                 m.d.sync += [self.analog.enable.eq(0), state.eq(S.IDLE)]
 
         with m.If(self.abort & self.busy & (state != S.FINISH)):
