@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
 import pytest
 
+from amc.model.macro import AnalogMacro
 from amc.rtl.params import ControllerParams
+from amc.tb.amaranth_backend import run_amaranth
+from amc.tb.controller_model import ControllerModel
+from amc.tb.driver import AmcDriver
 from amc.tb.cocotb_runner import build, run_test
 from amc.tb.toolchain import SIMULATORS, SimulatorNotFound, prepare_simulator
 
@@ -38,3 +43,22 @@ def launch(simulator: str, params: ControllerParams, module: str, test_name: str
     assert run.dump_path is not None and run.dump_path.stat().st_size > 0, "no FST waveform written"
     assert run.gtkw_path is not None
     return run
+
+
+def run_in_process(backend: str, params: ControllerParams, job):
+    """Run ``job(driver, macro, seed)`` on the model-only or the Amaranth backend and return its result.
+
+    The cocotb modules export the same jobs, so the agreement tests compare
+    these results with what Icarus and Verilator produce.
+    """
+    macro = AnalogMacro(params.macro)
+    seed = params.macro.seed
+    if backend == "amaranth":
+        return run_amaranth(params, macro, lambda driver: job(driver, macro, seed)).result
+
+    async def main():
+        driver = AmcDriver(ControllerModel(params, macro), params)
+        await driver.connect()
+        return await job(driver, macro, seed)
+
+    return asyncio.run(main())

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import numpy as np
 import pytest
 
-from amc.model.macro import AnalogMacro
 from amc.rtl.params import ControllerParams
-from amc.tb.amaranth_backend import run_amaranth
-from amc.tb.controller_model import ControllerModel
-from amc.tb.driver import AmcDriver
 from amc.tb.regress_write_verify import STATE_ENV, programmed_state_job
 
-from .cocotb_launch import launch, simulator_params
+from .cocotb_launch import launch, run_in_process, simulator_params
 
 MODULE = "amc.tb.regress_write_verify"
 TESTS = [
@@ -34,27 +29,11 @@ def test_write_verify(simulator, test_name, build_root):
     launch(simulator, ControllerParams(), MODULE, test_name, build_root)
 
 
-def _model_state(params):
-    macro = AnalogMacro(params.macro)
-
-    async def main():
-        driver = AmcDriver(ControllerModel(params, macro), params)
-        await driver.connect()
-        return await programmed_state_job(driver, macro, params.macro.seed)
-
-    return asyncio.run(main())
-
-
-def _amaranth_state(params):
-    macro = AnalogMacro(params.macro)
-    return run_amaranth(params, macro, lambda driver: programmed_state_job(driver, macro, params.macro.seed)).result
-
-
 @pytest.mark.cocotb
 def test_backends_give_identical_programmed_states(build_root, tmp_path):
     """Model-only, Amaranth, Icarus and Verilator program the same conductances with the same pulses."""
     params = ControllerParams()
-    states = {"model": _model_state(params), "amaranth": _amaranth_state(params)}
+    states = {backend: run_in_process(backend, params, programmed_state_job) for backend in ("model", "amaranth")}
     for simulator in ("icarus", "verilator"):
         path = tmp_path / f"{simulator}.json"
         launch(simulator, params, MODULE, "program_matrix", build_root, extra_env={STATE_ENV: str(path)})
