@@ -253,8 +253,8 @@ class RegisterFile(wiring.Component):
         with m.If(wv_start):
             m.d.sync += wv_start.eq(0)
 
-        # Completion. Timeouts are errors whoever issued the operation; done,
-        # counters and the aborted flag belong to host operations.
+        # Completion. A timeout is an error for host and engine operations
+        # alike; done, the counters and the aborted flag belong to host operations.
         with m.If(self.rsp.valid):
             result = self.rsp.payload
             m.d.sync += [
