@@ -162,7 +162,7 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
         # the results file (or its absence) shows which.
         pass
 
-    tests, failures = _read_results(results_xml)
+    tests, failures, end_ns = _read_results(results_xml)
     run = CocotbRun(simulator=simulator, test_name=test_name, test_dir=test_dir, results_xml=results_xml,
                     tests=tests, failures=failures)
     if tests == 0:
@@ -172,19 +172,25 @@ def run_test(simulator: str, params: ControllerParams, test_module: str, test_na
         )
     if waves and dump_path.exists() and toplevel == TOP_NAME:
         run.dump_path = dump_path
-        run.gtkw_path = write_gtkw(test_dir / "dump.gtkw", dump_path, params, simulator)
+        run.gtkw_path = write_gtkw(test_dir / "dump.gtkw", dump_path, params, simulator,
+                                   duration_ps=round(end_ns * 1000) if end_ns else None)
     return run
 
 
-def _read_results(results_xml: Path) -> tuple[int, list[str]]:
-    """Return the number of test cases and the messages of failed ones from a JUnit results file."""
+def _read_results(results_xml: Path) -> tuple[int, list[str], float]:
+    """Return the test count, the failure messages and the last simulation time (ns) of a JUnit results file."""
     if not results_xml.exists():
-        return 0, []
+        return 0, [], 0.0
     root = ElementTree.parse(results_xml).getroot()
     tests = 0
     failures = []
+    end_ns = 0.0
     for case in root.iter("testcase"):
         tests += 1
         for failure in list(case.iter("failure")) + list(case.iter("error")):
             failures.append(f"{case.get('name')}: {failure.get('message', '')}")
-    return tests, failures
+        for prop in case.iter("property"):
+            # cocotb records each test's end time in its sim_time_unit, "ns" here (TIMESCALE).
+            if prop.get("name") == "sim_time_stop":
+                end_ns = max(end_ns, float(prop.get("value")))
+    return tests, failures, end_ns

@@ -9,6 +9,7 @@ and `WvState`, so ``gtkwave dump.fst dump.gtkw`` opens a readable view.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from amaranth.hdl import Shape
@@ -53,11 +54,20 @@ def _ports(params: ControllerParams) -> list[tuple[str, int]]:
     return ports
 
 
-def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simulator: str) -> Path:
+WAVE_PIXELS = 1000
+"""Width of the wave pane, in pixels, that the initial zoom fills with the whole run."""
+
+GTKWAVE_ZOOM_FACTOR = 152
+"""Measured ratio between 2^-zoom and the picoseconds per pixel GTKWave 3.3.118 shows."""
+
+
+def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simulator: str,
+               duration_ps: int | None = None) -> Path:
     """Write a GTKWave save file for `dump_path`; return its path.
 
-    The translate filter for the sequencer state is written beside it as
-    ``seq_state.filter``.
+    The translate filters for the state registers are written beside it
+    (``seq_state.filter``, ``wv_state.filter``). With `duration_ps`, the view
+    opens zoomed to show the whole run.
     """
     gtkw_path = Path(gtkw_path)
     gtkw_path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +82,14 @@ def write_gtkw(gtkw_path: Path, dump_path: Path, params: ControllerParams, simul
         save = GTKWSave(handle)
         save.comment(f"AMC controller waveform view ({simulator})")
         save.dumpfile(str(Path(dump_path).resolve()))
+        save.size(1500, 950)
         save.treeopen(scope.split(".")[0])
         save.signals_width(260)
+        if duration_ps:
+            # NOTE: zoom z showed 2^-z / 152 ps per pixel on these 1 ps dumps in
+            # GTKWave 3.3.118 (measured on screenshots at two zooms), not the
+            # 2^-z of its sources; the factor may differ in other versions.
+            save.zoom_markers(-math.log2(GTKWAVE_ZOOM_FACTOR * max(duration_ps, WAVE_PIXELS) / WAVE_PIXELS))
         for title, prefixes in GROUPS:
             members = [(name, width) for name, width in ports
                        if any(name == prefix or name.startswith(prefix + "__") for prefix in prefixes)]
