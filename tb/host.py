@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..model.config import MacroConfig
 from ..model.macro import AnalogMacro
 from ..rtl.params import ControllerParams
 from .amaranth_backend import run_amaranth
@@ -56,7 +57,13 @@ class JobReport:
 
     @property
     def values(self) -> np.ndarray:
+        """Solution (solve) or product (multiply) in problem units, decoded from the ADC codes."""
         return np.asarray(self.result["values"], dtype=float)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The same as `values`, under the name `amc.model.solve.AnalogResult` uses."""
+        return self.values
 
     @property
     def codes(self) -> list[int]:
@@ -157,24 +164,40 @@ def _run_cosim(job: dict, params: ControllerParams, simulator: str, waves: bool,
     )
 
 
-def solve(A, b, params: ControllerParams | None = None, *, backend: str = "model", simulator: str = "icarus",
-          waves: bool = False, settle_cycles: int | None = None, work_dir: Path | None = None,
-          programming: str = "write-verify", differential: bool | None = None) -> JobReport:
+def _controller_params(config: MacroConfig | ControllerParams | None) -> ControllerParams:
+    if config is None:
+        return ControllerParams()
+    if isinstance(config, MacroConfig):
+        return ControllerParams(macro=config)
+    if isinstance(config, ControllerParams):
+        return config
+    raise TypeError(f"config must be a MacroConfig or ControllerParams, got {type(config).__name__}")
+
+
+def solve(A, b, config: MacroConfig | ControllerParams | None = None, *, backend: str = "model",
+          simulator: str = "icarus", waves: bool = False, settle_cycles: int | None = None,
+          work_dir: Path | None = None, programming: str = "write-verify",
+          differential: bool | None = None) -> JobReport:
     """Solve A x = b with the INV circuit through the controller on `backend`.
 
-    `programming` is "write-verify" (the on-chip engine) or "backdoor" (target
-    conductances set directly in the model); `differential` forces the signed
-    (True) or unsigned (False) mapping, None chooses from the signs of A.
+    The leading arguments match the model-only `amc.model.solve.solve(A, b,
+    config)`; `config` may also be `ControllerParams` to set the clock and
+    counters. `programming` is "write-verify" (the on-chip engine) or
+    "backdoor" (target conductances set directly in the model); `differential`
+    forces the signed (True) or unsigned (False) mapping, None chooses from
+    the signs of A. The report's ``x`` is the solution.
     """
     job = make_job("solve", A, b, settle_cycles=settle_cycles, programming=programming, differential=differential)
-    return run_matrix_job(job, params, backend=backend, simulator=simulator, waves=waves, work_dir=work_dir)
+    return run_matrix_job(job, _controller_params(config), backend=backend, simulator=simulator, waves=waves,
+                          work_dir=work_dir)
 
 
-def multiply(A, x, params: ControllerParams | None = None, *, transpose: bool = False, backend: str = "model",
-             simulator: str = "icarus", waves: bool = False, settle_cycles: int | None = None,
-             work_dir: Path | None = None, programming: str = "write-verify",
+def multiply(A, x, config: MacroConfig | ControllerParams | None = None, *, transpose: bool = False,
+             backend: str = "model", simulator: str = "icarus", waves: bool = False,
+             settle_cycles: int | None = None, work_dir: Path | None = None, programming: str = "write-verify",
              differential: bool | None = None) -> JobReport:
     """Compute A x (or A^T x) with the MVM circuit through the controller on `backend` (options as `solve`)."""
     job = make_job("multiply_t" if transpose else "multiply", A, x, settle_cycles=settle_cycles,
                    programming=programming, differential=differential)
-    return run_matrix_job(job, params, backend=backend, simulator=simulator, waves=waves, work_dir=work_dir)
+    return run_matrix_job(job, _controller_params(config), backend=backend, simulator=simulator, waves=waves,
+                          work_dir=work_dir)

@@ -81,6 +81,33 @@ async def mvm_random(dut):
 
 
 @cocotb.test()
+async def mvm_real(dut):
+    """MVM and MVM_T on real data: ridge predictions X w and the gradient X^T r of the diabetes data."""
+    from sklearn.datasets import load_diabetes
+
+    tb = _ideal_testbench(dut)
+    driver = await tb.start()
+    ops = MatrixOperations(driver, tb.macro.program_backdoor)
+    features, target = load_diabetes(return_X_y=True)
+    rows = min(tb.params.rows, features.shape[0])
+    matrix = features[:rows]
+    problem = ridge_diabetes()
+    weights = np.linalg.solve(problem.matrix, problem.rhs)
+    residual = target[:rows] - target.mean() - matrix @ weights
+    await ops.program(3, matrix, method="backdoor")
+    for transpose, vector in ((False, weights), (True, residual)):
+        result = await ops.multiply(3, vector, transpose=transpose)
+        used = matrix.T if transpose else matrix
+        expected = used @ vector
+        error = np.abs(result.values - expected)
+        allowed = _allowed_error(result, used, tb.params.macro)
+        tb.log.info("%s on diabetes %dx%d: max error %.3g (allowed %.3g)", result.mode, *matrix.shape,
+                    error.max(), allowed.max())
+        assert result.mapping.differential
+        assert np.all(error <= allowed), f"{result.mode}: errors {error} exceed {allowed}"
+
+
+@cocotb.test()
 async def inv_random(dut):
     """INV of random signed, diagonally dominant matrices matches numpy.linalg.solve."""
     tb = _ideal_testbench(dut)

@@ -12,7 +12,7 @@ from amc.tb.regress_macro import CODES_ENV, cross_backend_job
 from .cocotb_launch import launch, run_in_process, simulator_params
 
 MODULE = "amc.tb.regress_macro"
-TESTS = ["mvm_random", "inv_random", "inv_ridge_regression", "early_sampling", "adc_clipping"]
+TESTS = ["mvm_random", "mvm_real", "inv_random", "inv_ridge_regression", "early_sampling", "adc_clipping"]
 
 
 @pytest.mark.parametrize("simulator", simulator_params())
