@@ -36,6 +36,7 @@ outputs u. `amc.model.statespace` analyses it.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,7 +45,7 @@ from .config import MacroConfig, OpAmpParams
 from .errors import CircuitBuildError
 from .switch_matrix import Conn, LineSet, ModeEntry, SwitchState
 
-__all__ = ["OpAmpRole", "LinearCircuit", "build_circuit"]
+__all__ = ["OpAmpRole", "LinearCircuit", "CircuitTopology", "build_circuit", "circuit_topology"]
 
 
 class OpAmpRole(enum.Enum):
@@ -163,29 +164,211 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         If the flags do not describe a circuit this model supports, or if a
         closed-loop mode enables different row and column lines.
     """
-    mode, flags = state.mode, state.mode.conn
-    circuit_params = config.circuit
-    rows_on = np.flatnonzero(state.row_enable)
-    cols_on = np.flatnonzero(state.col_enable)
-    sensed_set = _sensed_set(mode)
-    if sensed_set is LineSet.ROWS:
-        sensed, driven = rows_on, cols_on
-        cells_pos = g_pos_S[np.ix_(sensed, driven)]
-        cells_neg = None if g_neg_S is None else g_neg_S[np.ix_(sensed, driven)]
-    else:
-        sensed, driven = cols_on, rows_on
-        cells_pos = g_pos_S[np.ix_(driven, sensed)].T
-        cells_neg = None if g_neg_S is None else g_neg_S[np.ix_(driven, sensed)].T
-    if state.signed and cells_neg is None:
+    # The conductance checks come between the mode check and the topology
+    # checks, so an input with several faults always reports the same one.
+    _sensed_set(state.mode)
+    if state.signed and g_neg_S is None:
         raise CircuitBuildError("a signed operation needs the negative half-array conductances, got None")
+    if state.half_negative and (state.signed or g_neg_S is None):
+        raise CircuitBuildError(
+            "HALF_NEG needs an unsigned operation and the negative half-array conductances"
+        )
+    topology = circuit_topology(state, config)
+    block = topology.block_index
+    cells_pos = topology.cells_from_block(np.asarray(g_pos_S)[block])
+    cells_neg = None if g_neg_S is None else topology.cells_from_block(np.asarray(g_neg_S)[block])
     if state.half_negative:
         # HALF_NEG routes the DACs and op-amps to the negative half instead of
         # the positive one (single-cell access of a differential pair).
-        if state.signed or cells_neg is None:
-            raise CircuitBuildError(
-                "HALF_NEG needs an unsigned operation and the negative half-array conductances"
-            )
         cells_pos, cells_neg = cells_neg, None
+
+    # Conductance from each summing node to each op-amp output and DAC output [states, states + sources].
+    n_line, n_states = topology.n_line, topology.n_states
+    conductance = np.zeros((n_states, n_states + topology.n_sources))
+    topology.line_conductance(cells_pos, cells_neg, check=False, out=conductance[:n_line])
+    if state.signed:
+        inverter_state = topology.inverter_states
+        conductance[inverter_state, topology.driver] += topology.g_inverter_S
+        conductance[inverter_state, inverter_state] += topology.g_inverter_S
+
+    node_total = conductance.sum(axis=1)
+    _check_node_total(node_total)
+    weights = conductance / node_total[:, None]
+
+    # The cells may be views of the caller's images, so the unsigned case copies them.
+    effective = np.asarray(cells_pos - cells_neg, dtype=float) if state.signed else np.array(cells_pos, dtype=float)
+    return LinearCircuit(
+        mode=state.mode,
+        signed=bool(state.signed),
+        opamp=config.opamp,
+        op_amps=topology.op_amps,
+        sensed_lines=topology.sensed_lines,
+        driven_lines=topology.driven_lines,
+        source_channels=topology.source_channels,
+        output_weights=_frozen(weights[:, :n_states].copy()),
+        source_weights=_frozen(weights[:, n_states:].copy()),
+        node_conductance_S=_frozen(node_total),
+        cell_matrix_S=_frozen(effective),
+        closed_loop=topology.closed_loop,
+    )
+
+
+def _check_node_total(node_total: np.ndarray) -> None:
+    if np.any(node_total <= 0.0):
+        empty = int(np.flatnonzero(node_total <= 0.0)[0])
+        raise CircuitBuildError(
+            f"summing node of op-amp {empty % node_total.shape[-1]} has no conductance; enable at least one "
+            "driven line"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class CircuitTopology:
+    """Index structure of the circuit of one switch state, independent of the cell conductances.
+
+    `build_circuit` derives it from the connection flags and the line masks,
+    and `circuit_topology` caches it, so that circuits of the same state
+    that differ only in their conductances (read noise) are built without
+    that Python work. Array attributes are read-only.
+    """
+
+    sensed_rows: bool
+    """True if the op-amps sense the rows (the cells are indexed [sensed, driven])."""
+
+    rows_on: np.ndarray
+    """Enabled row lines, ascending."""
+
+    cols_on: np.ndarray
+    """Enabled column lines, ascending."""
+
+    closed_loop: bool
+    injects: bool
+    """True if each line op-amp's DAC injects through G_in (DAC_ROWS_GIN)."""
+
+    feedback_S: float | None
+    """Feedback conductance of each line op-amp (G_f or G_v), in siemens; None without feedback."""
+
+    g_in_S: float
+    g_inverter_S: float
+    n_line: int
+    n_states: int
+    n_sources: int
+    driver: np.ndarray
+    """Conductance-matrix column (a line op-amp state or a DAC source) whose voltage drives each driven line."""
+
+    inverter_states: np.ndarray
+    """State index of each inverter (empty for unsigned circuits)."""
+
+    op_amps: tuple[tuple[OpAmpRole, int], ...]
+    sensed_lines: np.ndarray
+    driven_lines: np.ndarray
+    source_channels: np.ndarray
+
+    @functools.cached_property
+    def _driver_columns(self) -> slice | np.ndarray:
+        # A slice view costs less than fancy indexing. The driver columns are
+        # consecutive in every circuit that `_cached_topology` accepts.
+        return _as_slice(self.driver)
+
+    @functools.cached_property
+    def block_index(self) -> tuple:
+        """Index of the enabled block (enabled rows x enabled columns) in a (rows, cols) image.
+
+        Consecutive lines become slices, which select a view instead of a copy.
+        """
+        rows, cols = _as_slice(self.rows_on), _as_slice(self.cols_on)
+        if isinstance(rows, slice) or isinstance(cols, slice):
+            return rows, cols
+        return self.rows_on[:, None], self.cols_on[None, :]
+
+    def cells_from_block(self, block_S: np.ndarray) -> np.ndarray:
+        """Return the cells [sensed, driven] from images of the enabled block, shape (..., rows on, cols on)."""
+        return block_S if self.sensed_rows else np.swapaxes(block_S, -1, -2)
+
+    def line_conductance(self, cells_pos_S: np.ndarray, cells_neg_S: np.ndarray | None, *,
+                         check: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+        """Return the conductance rows of the line op-amps' summing nodes, in siemens.
+
+        Parameters
+        ----------
+        cells_pos_S, cells_neg_S : ndarray, shape (..., n_line, n_driven)
+            Cells [sensed, driven] of the positive and negative halves, in
+            siemens. Leading axes are batch axes, for example operations.
+            `cells_neg_S` is used for signed circuits only.
+        check : bool
+            Raise `CircuitBuildError` if a summing node has no conductance.
+        out : ndarray, optional
+            Float64 array of the result's shape to fill (its contents are
+            overwritten), so that a caller can reuse the memory.
+
+        Returns
+        -------
+        ndarray, shape (..., n_line, n_states + n_sources)
+            Conductance from each line summing node to each op-amp output
+            (columns 0 to n_states - 1) and DAC output. These are the first
+            n_line rows of the matrix that `build_circuit` assembles, with
+            the same additions in the same order, so they are equal to the
+            last bit. The inverter rows do not depend on the cells.
+        """
+        cells_pos_S = np.asarray(cells_pos_S, dtype=float)
+        shape = cells_pos_S.shape[:-2] + (self.n_line, self.n_states + self.n_sources)
+        if out is None:
+            conductance = np.zeros(shape)
+        elif out.shape != shape or out.dtype != np.float64:
+            raise ValueError(f"out has shape {out.shape} and dtype {out.dtype}; expected {shape} and float64")
+        else:
+            conductance = out
+            conductance.fill(0.0)
+        conductance[..., self._driver_columns] += cells_pos_S
+        if len(self.inverter_states):
+            conductance[..., self.inverter_states[0]:self.n_states] += cells_neg_S
+        lines = np.arange(self.n_line)
+        if self.injects:
+            conductance[..., lines, self.n_states + lines] += self.g_in_S
+        if self.feedback_S is not None:
+            conductance[..., lines, lines] += self.feedback_S
+        if check:
+            _check_node_total(conductance.sum(axis=-1))
+        return conductance
+
+
+def _as_slice(indices: np.ndarray) -> slice | np.ndarray:
+    """Return a slice equal to ascending consecutive `indices`, else `indices` itself."""
+    if len(indices) and np.array_equal(indices, np.arange(indices[0], indices[0] + len(indices))):
+        return slice(int(indices[0]), int(indices[0]) + len(indices))
+    return indices
+
+
+def circuit_topology(state: SwitchState, config: MacroConfig) -> CircuitTopology:
+    """Return the (cached) `CircuitTopology` of a switch state.
+
+    Raises
+    ------
+    CircuitBuildError
+        As `build_circuit`, for flags or line masks that form no supported circuit.
+    """
+    circuit_params = config.circuit
+    return _cached_topology(
+        state.mode, bool(state.signed),
+        np.asarray(state.row_enable, dtype=bool).tobytes(), np.asarray(state.col_enable, dtype=bool).tobytes(),
+        circuit_params.g_f_S, circuit_params.g_in_S, circuit_params.g_inverter_S, config.programming.g_verify_S,
+    )
+
+
+# Keyed by everything the topology depends on: the mode entry, the signed
+# flag, the line masks and the fixed conductances. An entry holds a few
+# arrays of the line count, so 256 entries take little memory.
+@functools.lru_cache(maxsize=256)
+def _cached_topology(mode: ModeEntry, signed: bool, row_mask: bytes, col_mask: bytes, g_f_S: float, g_in_S: float,
+                     g_inverter_S: float, g_verify_S: float) -> CircuitTopology:
+    flags = mode.conn
+    rows_on = np.flatnonzero(np.frombuffer(row_mask, dtype=bool))
+    cols_on = np.flatnonzero(np.frombuffer(col_mask, dtype=bool))
+    sensed_set = _sensed_set(mode)
+    if sensed_set is LineSet.ROWS:
+        sensed, driven = rows_on, cols_on
+    else:
+        sensed, driven = cols_on, rows_on
 
     # Which voltage drives each enabled line of the driven set.
     closed_loop = bool(flags & Conn.OPA_DRIVE_COLS)
@@ -210,12 +393,12 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         raise CircuitBuildError(f"mode {mode.name} closes both feedback conductances G_f and G_v; flags {flags!r}")
     feedback_S = None
     if feedback_gf:
-        feedback_S = circuit_params.g_f_S
+        feedback_S = g_f_S
     elif feedback_gv:
-        feedback_S = config.programming.g_verify_S
+        feedback_S = g_verify_S
 
     n_line = len(sensed)
-    n_inv = len(driven) if state.signed else 0
+    n_inv = len(driven) if signed else 0
     n_states = n_line + n_inv
     if dac_drives:
         sources = driven
@@ -223,7 +406,6 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
         sources = sensed
     else:
         sources = np.zeros(0, dtype=int)
-    n_src = len(sources)
     source_index = {int(line): n_states + k for k, line in enumerate(sources)}
     line_state = {int(line): k for k, line in enumerate(sensed)}
     if dac_drives:
@@ -231,43 +413,24 @@ def build_circuit(state: SwitchState, g_pos_S: np.ndarray, g_neg_S: np.ndarray |
     else:
         driver = np.array([line_state[int(line)] for line in driven], dtype=int)
 
-    # Conductance from each summing node to each driven signal [states, sources].
-    conductance = np.zeros((n_states, n_states + n_src))
-    line_rows = np.arange(n_line)
-    conductance[np.ix_(line_rows, driver)] += cells_pos
-    if state.signed:
-        inverter_state = n_line + np.arange(n_inv)
-        conductance[np.ix_(line_rows, inverter_state)] += cells_neg
-        g_inv = circuit_params.g_inverter_S
-        conductance[inverter_state, driver] += g_inv
-        conductance[inverter_state, inverter_state] += g_inv
-    if injects:
-        conductance[line_rows, [source_index[int(line)] for line in sensed]] += circuit_params.g_in_S
-    if feedback_S is not None:
-        conductance[line_rows, line_rows] += feedback_S
-
-    node_total = conductance.sum(axis=1)
-    if np.any(node_total <= 0.0):
-        empty = int(np.flatnonzero(node_total <= 0.0)[0])
-        raise CircuitBuildError(
-            f"summing node of op-amp {empty} has no conductance; enable at least one driven line"
-        )
-    weights = conductance / node_total[:, None]
-
-    effective = cells_pos - cells_neg if state.signed else cells_pos
     op_amps = tuple((OpAmpRole.LINE, int(line)) for line in sensed)
-    op_amps += tuple((OpAmpRole.INVERTER, int(line)) for line in (driven if state.signed else ()))
-    return LinearCircuit(
-        mode=mode,
-        signed=bool(state.signed),
-        opamp=config.opamp,
+    op_amps += tuple((OpAmpRole.INVERTER, int(line)) for line in (driven if signed else ()))
+    return CircuitTopology(
+        sensed_rows=sensed_set is LineSet.ROWS,
+        rows_on=_frozen(rows_on),
+        cols_on=_frozen(cols_on),
+        closed_loop=closed_loop,
+        injects=injects,
+        feedback_S=feedback_S,
+        g_in_S=g_in_S,
+        g_inverter_S=g_inverter_S,
+        n_line=n_line,
+        n_states=n_states,
+        n_sources=len(sources),
+        driver=_frozen(driver),
+        inverter_states=_frozen(n_line + np.arange(n_inv)),
         op_amps=op_amps,
         sensed_lines=_frozen(np.array(sensed, dtype=int)),
         driven_lines=_frozen(np.array(driven, dtype=int)),
         source_channels=_frozen(np.array(sources, dtype=int)),
-        output_weights=_frozen(weights[:, :n_states].copy()),
-        source_weights=_frozen(weights[:, n_states:].copy()),
-        node_conductance_S=_frozen(node_total),
-        cell_matrix_S=_frozen(np.array(effective, dtype=float)),
-        closed_loop=closed_loop,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from amc.model.circuits import OpAmpRole, build_circuit
+from amc.model.circuits import OpAmpRole, build_circuit, circuit_topology
 from amc.model.config import ArrayParams, CircuitParams, MacroConfig, NonIdealities
 from amc.model.errors import CircuitBuildError
 from amc.model.macro import make_switch_state
@@ -123,3 +125,73 @@ def test_program_mode_has_no_circuit():
     state = decode_switch_state(int(mode_by_name("PROGRAM").conn), 0b1, 1, 1, 4, 3, 1)
     with pytest.raises(CircuitBuildError, match="exactly one of OPA_SENSE_ROWS and OPA_SENSE_COLS"):
         build_circuit(state, G_POS, G_NEG, CONFIG)
+
+
+WIDE = MacroConfig(array=ArrayParams(rows=7, cols=7), nonideal=NonIdealities.ideal())
+
+
+@pytest.mark.parametrize("mode", ["MVM", "MVM_T", "INV"])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("lines", [[0, 1, 2, 3, 4], [1, 2, 4, 6, 0]], ids=["consecutive", "gapped"])
+def test_line_conductance_equals_build_circuit(mode, signed, lines):
+    # Three image pairs stacked as three operations; each must give the line
+    # rows of its own build_circuit to the last bit.
+    rng = np.random.default_rng(5)
+    images = rng.uniform(1e-6, 100e-6, (3, 2, 7, 7))
+    rows = sorted(lines)
+    cols = rows if mode == "INV" else sorted(lines[:4])
+    state = _state(mode, rows, cols, signed=signed, config=WIDE)
+    topology = circuit_topology(state, WIDE)
+    block = (slice(None),) + topology.block_index
+    positive = topology.cells_from_block(images[:, 0][block])
+    negative = topology.cells_from_block(images[:, 1][block])
+    conductance = topology.line_conductance(positive, negative)
+    totals = conductance.sum(axis=-1)
+    weights = conductance / totals[..., None]
+    for k in range(3):
+        circuit = build_circuit(state, images[k, 0], images[k, 1], WIDE)
+        n_out, n_states = circuit.n_outputs, circuit.n_states
+        assert weights[k, :, :n_states].tobytes() == circuit.output_weights[:n_out].tobytes()
+        assert weights[k, :, n_states:].tobytes() == circuit.source_weights[:n_out].tobytes()
+        assert totals[k].tobytes() == circuit.node_conductance_S[:n_out].tobytes()
+
+
+def test_line_conductance_fills_out():
+    state = _state("INV", [0, 1, 2], [0, 1, 2], signed=True)
+    topology = circuit_topology(state, CONFIG)
+    cells = topology.cells_from_block(G_POS[topology.block_index])
+    expected = topology.line_conductance(cells, cells)
+    out = np.full((3, 9), np.nan)
+    assert topology.line_conductance(cells, cells, out=out) is out
+    assert np.array_equal(out, expected)
+    with pytest.raises(ValueError, match="out has shape"):
+        topology.line_conductance(cells, cells, out=np.zeros((3, 8)))
+
+
+def test_line_conductance_rejects_empty_node():
+    # Every mode of the table closes G_f or G_in, so drop the feedback to
+    # leave a summing node with zero cells and nothing else.
+    topology = circuit_topology(_state("MVM", [0, 1], [0, 1, 2]), CONFIG)
+    bare = dataclasses.replace(topology, feedback_S=None)
+    cells = np.array([[1e-6, 2e-6, 3e-6], [0.0, 0.0, 0.0]])
+    with pytest.raises(CircuitBuildError, match="summing node of op-amp 1 has no conductance"):
+        bare.line_conductance(cells, None)
+    assert bare.line_conductance(cells, None, check=False)[1].sum() == 0.0
+
+
+def test_topology_cached_per_state():
+    state = _state("INV", [0, 1, 2], [0, 1, 2], signed=True)
+    first = circuit_topology(state, CONFIG)
+    assert circuit_topology(_state("INV", [0, 1, 2], [0, 1, 2], signed=True), CONFIG) is first
+    assert circuit_topology(_state("INV", [0, 1, 2], [0, 1, 2], signed=False), CONFIG) is not first
+    other = CONFIG.replace(circuit=CircuitParams(g_in_S=50e-6))
+    assert circuit_topology(state, other).g_in_S == 50e-6
+
+
+def test_circuits_of_one_state_share_nothing_writable():
+    state = _state("INV", [0, 1, 2], [0, 1, 2], signed=True)
+    first = build_circuit(state, G_POS, G_NEG, CONFIG)
+    second = build_circuit(state, 2 * G_POS, G_NEG, CONFIG)
+    assert not np.array_equal(first.output_weights, second.output_weights)
+    for array in (first.sensed_lines, first.output_weights, first.cell_matrix_S):
+        assert not array.flags.writeable
