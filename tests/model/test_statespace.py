@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.integrate
+import scipy.linalg
 
 from amc.model.circuits import build_circuit
 from amc.model.config import ArrayParams, MacroConfig, NonIdealities
 from amc.model.macro import make_switch_state
-from amc.model.statespace import CircuitAnalysis
+from amc.model.statespace import REFINEMENT_TOLERANCE, CircuitAnalysis, _lu_factor, _lu_solve
 from amc.model.switch_matrix import mode_by_name
 from amc.model.trajectory import Trajectory
 
@@ -135,3 +138,115 @@ def test_steady_operator_matches_steady_state():
     assert operator.shape == (analysis.circuit.n_states, analysis.circuit.n_sources)
     assert not operator.flags.writeable
     assert np.allclose(operator @ u, analysis.steady_state(u), rtol=1e-13, atol=1e-15)
+
+
+def _noisy_systems(n=12, count=6, sigma=0.005, signed=True, seed=4):
+    """Return (nominal analysis, line rows of each noisy M_k, rhs, direct steady states) for read-noise draws."""
+    config = MacroConfig(array=ArrayParams(rows=n, cols=n), nonideal=NonIdealities.ideal())
+    rng = np.random.default_rng(seed)
+    root = rng.uniform(-1, 1, (n, n)) if signed else rng.uniform(0, 1, (n, n))
+    matrix = root @ root.T / n + np.eye(n)
+    g0 = 99e-6 / np.max(np.abs(matrix))
+    g_pos = 1e-6 + g0 * np.maximum(matrix, 0)
+    g_neg = 1e-6 + g0 * np.maximum(-matrix, 0)
+    state = make_switch_state(mode_by_name("INV"), n, n, config, signed=signed)
+    nominal = CircuitAnalysis(build_circuit(state, g_pos, g_neg, config))
+    volts = rng.uniform(-0.3, 0.3, (n, count))
+    rows, rhs, reference = [], [], []
+    for k in range(count):
+        noisy_pos = g_pos * np.maximum(1 + sigma * rng.standard_normal((n, n)), 0)
+        noisy_neg = g_neg * np.maximum(1 + sigma * rng.standard_normal((n, n)), 0)
+        noisy = CircuitAnalysis(build_circuit(state, noisy_pos, noisy_neg, config))
+        rows.append(noisy.system_matrix[:n])
+        rhs.append(-(noisy.circuit.source_weights @ volts[:, k]))
+        reference.append(noisy.steady_state(volts[:, k]))
+    return nominal, np.array(rows), np.array(rhs).T, np.array(reference).T
+
+
+def _column_error(x, reference):
+    """Return the largest error of each column relative to that column's largest |reference|."""
+    return np.max(np.abs(x - reference), axis=0) / np.max(np.abs(reference), axis=0)
+
+
+@pytest.mark.parametrize("signed", [True, False])
+@pytest.mark.parametrize("method", ["auto", "refine", "direct"])
+def test_perturbed_solve_matches_direct_steady_states(signed, method):
+    nominal, rows, rhs, reference = _noisy_systems(signed=signed)
+    x, report = nominal.solve_line_perturbed(rows, rhs, method=method)
+    assert x.shape == reference.shape
+    assert np.all(_column_error(x, reference) <= REFINEMENT_TOLERANCE)
+    if method == "refine":
+        assert report.direct.size == 0
+        assert 2 <= report.refinement_steps <= 8
+    if method == "direct":
+        assert report.direct.tolist() == list(range(6))
+        assert np.all(_column_error(x, reference) <= 1e-13)
+
+
+def test_perturbed_refinement_reaches_rounding():
+    # A tighter tolerance than the default still converges (0.5 % noise gives a ratio near 0.01).
+    nominal, rows, rhs, reference = _noisy_systems(count=3)
+    x, report = nominal.solve_line_perturbed(rows, rhs, method="refine", tolerance=1e-14)
+    assert report.direct.size == 0
+    assert np.all(_column_error(x, reference) <= 1e-13)
+
+
+def test_perturbed_refinement_falls_back_to_direct():
+    # 40 % read noise makes M^-1 (M_k - M) too large to contract quickly,
+    # so the systems go to the direct solve and the results stay exact.
+    nominal, rows, rhs, reference = _noisy_systems(count=4, sigma=0.4)
+    x, report = nominal.solve_line_perturbed(rows, rhs, method="refine")
+    assert report.direct.size > 0
+    assert np.all(_column_error(x, reference) <= 1e-12)
+
+
+def test_perturbed_solve_zero_rhs():
+    nominal, rows, rhs, _ = _noisy_systems(count=2)
+    x, report = nominal.solve_line_perturbed(rows, np.zeros_like(rhs), method="refine")
+    assert np.array_equal(x, np.zeros_like(rhs))
+    assert report.direct.size == 0
+
+
+def test_perturbed_solve_full_route():
+    # Coupling between two inverters makes their block of M non-diagonal, so
+    # neither solve can eliminate them and both work on the full system.
+    nominal, rows, rhs, _ = _noisy_systems(n=5, count=3)
+    weights = np.array(nominal.circuit.output_weights)
+    weights[5, 6] = weights[6, 5] = 0.01
+    coupled = CircuitAnalysis(dataclasses.replace(nominal.circuit, output_weights=weights))
+    assert coupled._steady_solver[0] == "full"
+    expected = []
+    for k in range(3):
+        full = np.array(coupled.system_matrix)
+        full[:5] = rows[k]
+        expected.append(np.linalg.solve(full, rhs[:, k]))
+    expected = np.array(expected).T
+    for method in ("refine", "direct"):
+        x, _ = coupled.solve_line_perturbed(rows, rhs, method=method)
+        assert np.all(_column_error(x, expected) <= REFINEMENT_TOLERANCE)
+
+
+def test_perturbed_solve_rejects_invalid_input():
+    nominal, rows, rhs, _ = _noisy_systems(count=2)
+    with pytest.raises(ValueError, match="method = 'lu' is invalid"):
+        nominal.solve_line_perturbed(rows, rhs, method="lu")
+    with pytest.raises(ValueError, match="tolerance = 0 is invalid"):
+        nominal.solve_line_perturbed(rows, rhs, tolerance=0)
+    with pytest.raises(ValueError, match=r"expected \(K, 12, 24\) and \(24, K\)"):
+        nominal.solve_line_perturbed(rows[:1], rhs)
+
+
+def test_lu_helpers_equal_scipy():
+    # The event path must not change: the helpers call the LAPACK routines
+    # of scipy's lu_factor and lu_solve, so they agree to the last bit.
+    analysis, u = _signed_inv(n=9)
+    matrix = analysis.system_matrix
+    rhs = np.random.default_rng(8).standard_normal((matrix.shape[0], 3))
+    lu, piv = _lu_factor(matrix)
+    reference_lu, reference_piv = scipy.linalg.lu_factor(matrix)
+    assert lu.tobytes() == reference_lu.tobytes()
+    assert np.array_equal(piv, reference_piv)
+    for b in (rhs, rhs[:, 0]):
+        assert _lu_solve((lu, piv), b).tobytes() == scipy.linalg.lu_solve((reference_lu, reference_piv), b).tobytes()
+    with pytest.warns(scipy.linalg.LinAlgWarning, match="exactly zero"):
+        _lu_factor(np.zeros((2, 2)))
