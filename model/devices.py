@@ -135,8 +135,63 @@ class DeviceModel:
         params = self.config.nonideal.read_noise
         if not (params.enabled and params.sigma_rel > 0.0):
             return programmed_S
-        factor = 1.0 + params.sigma_rel * self.streams.read_noise.standard_normal(programmed_S.shape)
-        return programmed_S * np.maximum(factor, 0.0)
+        # Computed in place with the operations of programmed * max(1 + sigma n, 0),
+        # so the values equal that expression's to the last bit.
+        factor = self.streams.read_noise.standard_normal(programmed_S.shape)
+        factor *= params.sigma_rel
+        factor += 1.0
+        np.maximum(factor, 0.0, out=factor)
+        return np.multiply(programmed_S, factor, out=factor)
+
+    def read_many(self, programmed_S: np.ndarray, count: int, cells: tuple = (), *,
+                  buffer: np.ndarray | None = None) -> np.ndarray:
+        """Return the conductances of selected cells during `count` consecutive analog operations, in siemens.
+
+        The draws are those of `count` calls of `read`, in the same order and
+        for every cell of `programmed_S`, so the stream ends where those calls
+        leave it. Only the selected cells get their factor applied.
+
+        Parameters
+        ----------
+        programmed_S : ndarray
+            Programmed conductances of every cell that one operation draws
+            for, for example shape (2, rows, cols), in siemens.
+        count : int
+            Number of operations, at least 1.
+        cells : tuple
+            Index into `programmed_S` that selects the cells to return (basic
+            or advanced indexing); the default selects all.
+        buffer : ndarray, optional
+            Float64 array of at least `count` x ``programmed_S.size`` elements,
+            C-contiguous, that receives the draws. A caller that reuses it
+            saves the allocation (and the page faults) of a large array. The
+            result may be a view into it.
+
+        Returns
+        -------
+        ndarray, shape (count, *programmed_S[cells].shape)
+            Entry k equals ``read(programmed_S)[cells]`` of the k-th call to
+            the last bit. Without read noise every entry is ``programmed_S[cells]``.
+        """
+        if count < 1:
+            raise ValueError(f"count = {count!r} is invalid: use at least one operation")
+        selected = programmed_S[cells]
+        params = self.config.nonideal.read_noise
+        if not (params.enabled and params.sigma_rel > 0.0):
+            return np.broadcast_to(selected, (count,) + selected.shape).copy()
+        # numpy fills the (count, ...) draw in C order, the order of `count`
+        # draws of one operation each (test_read_many_equals_repeated_reads).
+        shape = (count,) + programmed_S.shape
+        if buffer is None:
+            normals = self.streams.read_noise.standard_normal(shape)
+        else:
+            normals = buffer.reshape(-1)[:count * programmed_S.size].reshape(shape)
+            self.streams.read_noise.standard_normal(out=normals)
+        factor = normals[(slice(None),) + cells]
+        factor *= params.sigma_rel
+        factor += 1.0
+        np.maximum(factor, 0.0, out=factor)
+        return np.multiply(selected, factor, out=factor)
 
     def read_cell(self, g_S: float) -> float:
         """Return the conductance one cell shows during a single-cell read (one read-noise draw), in siemens."""

@@ -101,6 +101,51 @@ def test_read_noise_off_returns_programmed():
     assert not model.read_noise_on
 
 
+# Consecutive lines select by slices, gapped ones by index arrays.
+READ_SELECTIONS = {
+    "all": (),
+    "block": (slice(None), slice(2, 9), slice(0, 5)),
+    "gapped": (slice(None), np.array([1, 4, 30])[:, None], np.array([0, 2, 31])[None, :]),
+}
+
+
+@pytest.mark.parametrize("selection", list(READ_SELECTIONS))
+@pytest.mark.parametrize("reuse_buffer", [False, True])
+def test_read_many_equals_repeated_reads(selection, reuse_buffer):
+    # sigma 0.3 sends a few factors below zero, so the clip at zero is exercised too.
+    config = _config(read_noise=ReadNoise(enabled=True, sigma_rel=0.3))
+    cells = READ_SELECTIONS[selection]
+    many, single = DeviceModel(config), DeviceModel(config)
+    programmed = np.random.default_rng(3).uniform(1e-6, 100e-6, (2, 32, 32))
+    buffer = np.full(6 * programmed.size, np.nan) if reuse_buffer else None
+    batch = many.read_many(programmed, 5, cells, buffer=buffer)
+    clipped = 0
+    for k in range(5):
+        expected = single.read(programmed)[cells]
+        assert batch[k].tobytes() == expected.tobytes()
+        clipped += int(np.count_nonzero(expected == 0.0))
+    assert many.streams.read_noise.standard_normal() == single.streams.read_noise.standard_normal()
+    if selection == "all":
+        assert clipped > 0
+
+
+def test_read_many_without_read_noise():
+    model = DeviceModel(_config())
+    programmed = np.random.default_rng(4).uniform(1e-6, 100e-6, (2, 32, 32))
+    cells = READ_SELECTIONS["block"]
+    batch = model.read_many(programmed, 3, cells)
+    assert batch.shape == (3, 2, 7, 5)
+    assert np.array_equal(batch[2], programmed[cells])
+    batch[0, 0, 0, 0] = 0.0
+    assert programmed[0, 2, 0] != 0.0
+
+
+def test_read_many_rejects_zero_count():
+    model = DeviceModel(_config(read_noise=ReadNoise(enabled=True, sigma_rel=0.01)))
+    with pytest.raises(ValueError, match="count = 0 is invalid"):
+        model.read_many(np.ones((2, 32, 32)), 0)
+
+
 @pytest.mark.parametrize(
     "effect",
     [
