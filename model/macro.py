@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .circuits import LinearCircuit, OpAmpRole, build_circuit
+from .circuits import LinearCircuit, OpAmpRole, build_circuit, circuit_topology
 from .config import AdcParams, MacroConfig
 from .converters import adc_convert, check_code, dac_decode
 from .devices import NEGATIVE, POSITIVE, DeviceModel
@@ -375,6 +375,13 @@ class _BatchPlan:
         self.tau_end = disable_s * analysis.rate_rad_per_s
         self._rail_V = rail_V
         self._proof: GridRailProof | None | bool = False
+        self._read_noise: _NoisySteadyStates | None = None
+
+    def noisy_steady_states(self, state: SwitchState, config: MacroConfig) -> "_NoisySteadyStates":
+        """Return the steady-state solver of this circuit's operations with read noise, built on first use."""
+        if self._read_noise is None:
+            self._read_noise = _NoisySteadyStates(self.analysis, state, config)
+        return self._read_noise
 
     @property
     def rail_proof(self) -> GridRailProof | None:
@@ -392,6 +399,85 @@ class _BatchPlan:
         n_line = len(self.sensed_lines)
         held[OpAmpRole.LINE][self.sensed_lines] = values[:n_line]
         held[OpAmpRole.INVERTER][self.inverter_lines] = values[n_line:]
+
+
+_READ_NOISE_CHUNK_BYTES = 1 << 20
+"""Size of the read-noise draws of one chunk of operations in `run_operations`, in bytes.
+
+Operations are processed in chunks so that the draws of a large batch (the
+whole array for every operation) do not all sit in memory at once."""
+
+
+class _NoisySteadyStates:
+    """Steady states of `run_operations` operations with read noise, vectorized over the operations.
+
+    Each operation draws the read noise of the whole array, in the order of
+    `AnalogMacro.enable` (`DeviceModel.read_many`). Its circuit differs from
+    the noise-free one only in the rows of the line op-amps, because the
+    cells join only their summing nodes. Those rows are built for all
+    operations of a chunk at once (`CircuitTopology.line_conductance`, equal
+    to `build_circuit` to the last bit) and the systems are solved with
+    `CircuitAnalysis.solve_line_perturbed`: iterative refinement with the
+    noise-free factorization to `amc.model.statespace.REFINEMENT_TOLERANCE`,
+    or one direct factorization per operation where that is cheaper.
+    """
+
+    def __init__(self, nominal: CircuitAnalysis, state: SwitchState, config: MacroConfig):
+        self.nominal = nominal
+        self.topology = circuit_topology(state, config)
+        self.half_negative = bool(state.half_negative)
+        self.cells = (slice(None),) + self.topology.block_index
+        """Index of the enabled block of both halves in a (2, rows, cols) conductance stack."""
+        self.inverse_gain = 1.0 / config.opamp.open_loop_gain
+        circuit = nominal.circuit
+        self.other_source_weights = circuit.source_weights[circuit.n_outputs:]
+        """Rows of W_s that read noise does not change (inverters)."""
+        # Reused across calls: fresh arrays of this size cost a page fault
+        # per 4 KiB when the allocator has returned their memory to the system.
+        self._draws = np.empty(0)
+        self._rows = np.empty(0)
+
+    def steady_states(self, devices: DeviceModel, programmed_S: np.ndarray, volts_in: np.ndarray) -> np.ndarray:
+        """Return x_ss of each operation, shape (n_states, K), for DAC voltages `volts_in` (n_sources, K)."""
+        count = volts_in.shape[1]
+        chunk = max(1, _READ_NOISE_CHUNK_BYTES // (programmed_S.size * programmed_S.itemsize))
+        row_size = self.topology.n_line * (self.topology.n_states + self.topology.n_sources)
+        most = min(chunk, count)
+        if self._draws.size < most * programmed_S.size:
+            self._draws = np.empty(most * programmed_S.size)
+        if self._rows.size < most * row_size:
+            self._rows = np.empty(most * row_size)
+
+        steady = np.empty((self.topology.n_states, count))
+        for first in range(0, count, chunk):
+            volts = volts_in[:, first:first + chunk]
+            rows = self._rows[:volts.shape[1] * row_size].reshape(volts.shape[1], self.topology.n_line, -1)
+            steady[:, first:first + volts.shape[1]] = self._chunk(devices, programmed_S, volts, rows)
+        return steady
+
+    def _chunk(self, devices: DeviceModel, programmed_S: np.ndarray, volts: np.ndarray,
+               rows: np.ndarray) -> np.ndarray:
+        """Return x_ss of the operations of one chunk; `rows` receives their line rows."""
+        topology = self.topology
+        n_line, n_states = topology.n_line, topology.n_states
+        cells = devices.read_many(programmed_S, volts.shape[1], self.cells, buffer=self._draws)
+        positive = topology.cells_from_block(cells[:, POSITIVE])
+        negative = topology.cells_from_block(cells[:, NEGATIVE])
+        if self.half_negative:
+            positive, negative = negative, None
+
+        # The line rows of W and W_s, and of M = W + I/A0, as build_circuit
+        # and CircuitAnalysis form them.
+        conductance = topology.line_conductance(positive, negative, out=rows)
+        weights = np.divide(conductance, conductance.sum(axis=-1)[..., None], out=conductance)
+        lines = np.arange(n_line)
+        weights[:, lines, lines] += self.inverse_gain
+
+        rhs = np.empty((n_states, volts.shape[1]))
+        rhs[:n_line] = -np.matmul(weights[:, :, n_states:], volts.T[:, :, None])[:, :, 0].T
+        rhs[n_line:] = -(self.other_source_weights @ volts)
+        steady, _ = self.nominal.solve_line_perturbed(weights[:, :, :n_states], rhs)
+        return steady
 
 
 @dataclass(frozen=True)
@@ -845,9 +931,11 @@ class AnalogMacro:
         - An operation in which an output may reach a rail (`touched_rails`)
           uses the linear response clamped at the rails, without wind-up. The
           event path integrates the saturating model instead.
-        - With read noise each operation draws its conductances as the event
-          path does and its steady state is exact, but its decaying transient
-          uses the poles and modes of the noise-free circuit.
+        - With read noise each operation draws the read noise of the whole
+          array in the order of the event path, and its steady state equals
+          the event path's to `amc.model.statespace.REFINEMENT_TOLERANCE`
+          (1e-10 relative). Its decaying transient uses the poles and modes
+          of the noise-free circuit, though.
 
         Parameters
         ----------
@@ -875,6 +963,16 @@ class AnalogMacro:
         2 J n_states^2 multiply-adds with J of about 10 to 20 grid points. For
         small circuits the fixed cost of the numpy calls dominates. The
         adaptive `scan_rails` runs only for operations that the grid does not prove.
+
+        With read noise the operations are processed in chunks of about 1 MiB
+        of draws. Per chunk, one call draws the read noise of the whole array
+        for every operation (the same values as the event path), the noisy
+        rows of the line op-amps are built together, and
+        `CircuitAnalysis.solve_line_perturbed` solves the noisy circuits:
+        iterative refinement with the noise-free factorization, O(n^2) per
+        step and operation, or one batched LU per operation for few small
+        systems. Drawing the noise of the whole array is then the largest
+        cost, 2 x rows x cols normal draws per operation.
         """
         if self._active is not None:
             raise MacroUsageError("run_operations during an event-level operation; call disable first")
@@ -907,19 +1005,12 @@ class AnalogMacro:
         end_propagator = plan.end_propagator
 
         if self.devices.read_noise_on:
-            steady = np.empty((circuit.n_states, k_ops))
-            starts = np.empty((circuit.n_states, k_ops))
-            x0 = x_first
-            for k in range(k_ops):
-                read = self.devices.read(self._programmed[state.array])
-                noisy = CircuitAnalysis(build_circuit(state, read[POSITIVE], read[NEGATIVE], self.config))
-                steady[:, k] = noisy.steady_state(volts_in[:, k])
-                starts[:, k] = x0
-                x0 = np.clip(steady[:, k] + end_propagator @ (x0 - steady[:, k]), -rail, rail)
+            noisy = plan.noisy_steady_states(state, self.config)
+            steady = noisy.steady_states(self.devices, self._programmed[state.array], volts_in)
         else:
             steady = plan.steady_operator @ volts_in
-            starts = _chain_starts(steady, x_first, end_propagator, rail)
-            x0 = np.minimum(np.maximum(steady[:, -1] + end_propagator @ (starts[:, -1] - steady[:, -1]), -rail), rail)
+        starts = _chain_starts(steady, x_first, end_propagator, rail)
+        x0 = np.minimum(np.maximum(steady[:, -1] + end_propagator @ (starts[:, -1] - steady[:, -1]), -rail), rail)
 
         deviation = starts - steady
         sampled = steady[plan.rows] + plan.sample_propagator @ deviation

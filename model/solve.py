@@ -53,9 +53,12 @@ Each `ProgrammedSolver` computes the matrices once per mode: the steady-state
 operator, the sample and disable propagators and the rail proof of
 `amc.model.trajectory.GridRailProof` (see `AnalogMacro.run_operations`).
 The fixed cost of the numpy calls dominates small problems, so pass many
-vectors per call where possible. A multi-threaded BLAS adds thread start-up
-to every small product, so set ``OPENBLAS_NUM_THREADS=1`` (or use
-threadpoolctl) when timing solves.
+vectors per call where possible. With read noise an operation also draws
+the noise of the whole array (the same draws as the event-level path) and
+solves its noisy circuit, by iterative refinement with the noise-free
+factorization when a call has many or large systems. A multi-threaded BLAS
+adds thread start-up to every small product, so set
+``OPENBLAS_NUM_THREADS=1`` (or use threadpoolctl) when timing solves.
 """
 
 from __future__ import annotations
@@ -312,8 +315,11 @@ class ProgrammedSolver:
     the matrices of `AnalogMacro.run_operations` (on the first call of each
     mode). Without read noise an operation then costs O(J n_states^2) per
     vector, with J of about 10 to 20 grid points of the rail proof. With read
-    noise every operation also builds and factorizes its own circuit. See
-    `AnalogMacro.run_operations` for what differs from the event-level path.
+    noise every operation also draws the read noise of the whole array and
+    solves its noisy circuit, O(n^2) per refinement step and vector (or one
+    LU factorization per vector for a few small systems), to a relative
+    1e-10. See `AnalogMacro.run_operations` for what differs from the
+    event-level path.
     """
 
     def __init__(self, A, config: MacroConfig | None = None, *, differential: bool | None = None,

@@ -17,10 +17,12 @@ from amc.model.config import (
     ReadNoise,
     StuckCells,
 )
+from amc.model.circuits import build_circuit
 from amc.model.converters import adc_convert
 from amc.model.encoding import encode_input
 from amc.model.errors import CircuitBuildError, MacroUsageError
 from amc.model.macro import AnalogMacro, make_switch_state
+from amc.model.statespace import REFINEMENT_TOLERANCE, CircuitAnalysis
 from amc.model.trajectory import RailScan, scan_rails
 from amc.model.mapping import map_matrix
 from amc.model.switch_matrix import decode_switch_state, mode_by_name
@@ -324,6 +326,71 @@ def test_batch_equals_event_path():
 def test_batch_with_read_noise_close_to_event_path():
     batch, codes, _, _ = _batch_and_events(NOISY)
     assert np.max(np.abs(batch.codes - codes)) <= 1
+
+
+def test_batch_read_noise_steady_states_equal_events():
+    # Both paths draw the read noise of operation k in the same order, so
+    # the noisy steady states agree to rounding although the transients differ.
+    rng = np.random.default_rng(43)
+    encoded = encode_input(rng.uniform(-1, 1, (N, 5)), mode_by_name("INV"), NOISY.dac, headroom=0.2)
+    channels = np.arange(N)
+    batch_macro, state = _setup(NOISY)
+    batch = batch_macro.run_operations(state, encoded.codes, channels, 2_000_000 + 100_000 * channels,
+                                       3_000_000, start_time_ps=0)
+    event_macro, _ = _setup(NOISY)
+    for k in range(5):
+        for channel in channels:
+            event_macro.load_dac(int(channel), int(encoded.codes[channel, k]))
+        record = event_macro.enable(k * 3_000_000, state)
+        event_macro.disable(k * 3_000_000 + 3_000_000)
+        assert np.allclose(batch.steady_state_V[:, k], record.steady_state_V, rtol=1e-12, atol=1e-15)
+    assert batch_macro.devices.streams.read_noise.random() == event_macro.devices.streams.read_noise.random()
+
+
+NOISE_ARRAY = ArrayParams(rows=32, cols=32)
+
+
+@pytest.mark.parametrize("mode_name, signed", [("INV", True), ("INV", False), ("MVM", True), ("MVM_T", False)])
+def test_batch_read_noise_matches_direct_solves(mode_name, signed):
+    # 150 operations on a 32 x 32 array run in chunks of 64, 64 and 22: the
+    # first two refine with the noise-free factorization, the last solves
+    # directly. The reference repeats the steps of the event path: one draw
+    # of the whole array and one factorization of the noisy circuit per operation.
+    n, k_ops = 24, 150
+    config = MacroConfig(array=NOISE_ARRAY, seed=12, nonideal=NonIdealities(read_noise=ReadNoise(sigma_rel=0.01)))
+    rng = np.random.default_rng(13)
+    root = rng.uniform(-1, 1, (n, n)) if signed else rng.uniform(0, 1, (n, n))
+    matrix = root @ root.T / n + np.eye(n)
+    mapping = map_matrix(matrix, config, differential=signed)
+    mode = mode_by_name(mode_name)
+    state = make_switch_state(mode, n, n, config, signed=signed)
+    encoded = encode_input(rng.uniform(-1, 1, (n, k_ops)), mode, config.dac, headroom=0.2)
+    channels = np.arange(n)
+
+    macros = []
+    for _ in range(2):
+        macro = AnalogMacro(config)
+        macro.program_backdoor(0, *mapping.array_images(config.array))
+        macros.append(macro)
+    batch = macros[0].run_operations(state, encoded.codes, channels, 3_000_000 + 100_000 * channels, 6_000_000)
+
+    reference_macro = macros[1]
+    programmed = np.stack(reference_macro.conductances(0))
+    reference = np.empty((n, k_ops))
+    for k in range(k_ops):
+        read = reference_macro.devices.read(programmed)
+        noisy = CircuitAnalysis(build_circuit(state, read[0], read[1], config))
+        reference[:, k] = noisy.steady_state(encoded.volts[:, k])[:n]
+
+    relative = np.max(np.abs(batch.steady_state_V - reference), axis=0) / np.max(np.abs(reference), axis=0)
+    assert np.all(relative <= REFINEMENT_TOLERANCE)
+    rail = config.opamp.rail_V
+    settled = adc_convert(np.clip(batch.steady_state_V, -rail, rail), config.adc).codes
+    expected = adc_convert(np.clip(reference, -rail, rail), config.adc).codes
+    # Only a steady state within about 1e-10 of its scale from a code edge
+    # could round differently; none of these 3600 does.
+    assert np.count_nonzero(settled != expected) == 0
+    assert macros[0].devices.streams.read_noise.random() == reference_macro.devices.streams.read_noise.random()
 
 
 def test_batch_equals_events_early_sampling():
