@@ -375,13 +375,6 @@ class _BatchPlan:
         self.tau_end = disable_s * analysis.rate_rad_per_s
         self._rail_V = rail_V
         self._proof: GridRailProof | None | bool = False
-        self._read_noise: _NoisySteadyStates | None = None
-
-    def noisy_steady_states(self, state: SwitchState, config: MacroConfig) -> "_NoisySteadyStates":
-        """Return the steady-state solver of this circuit's operations with read noise, built on first use."""
-        if self._read_noise is None:
-            self._read_noise = _NoisySteadyStates(self.analysis, state, config)
-        return self._read_noise
 
     @property
     def rail_proof(self) -> GridRailProof | None:
@@ -547,8 +540,11 @@ class AnalogMacro:
         self._dac_codes = np.zeros(lines, dtype=np.int64)
         self._held = {OpAmpRole.LINE: np.zeros(lines), OpAmpRole.INVERTER: np.zeros(lines)}
         self._cache: OrderedDict[tuple, CircuitAnalysis] = OrderedDict()
-        # Batch plans live as long as their analysis (cache entry or a caller's reference).
+        # Batch plans and read-noise solvers live as long as their analysis
+        # (cache entry or a caller's reference).
         self._batch_plans: weakref.WeakKeyDictionary[CircuitAnalysis, dict[tuple, _BatchPlan]] = (
+            weakref.WeakKeyDictionary())
+        self._noisy_solvers: weakref.WeakKeyDictionary[CircuitAnalysis, _NoisySteadyStates] = (
             weakref.WeakKeyDictionary())
         self._active: OperationRecord | None = None
         self._last_operation: OperationRecord | None = None
@@ -987,14 +983,7 @@ class AnalogMacro:
         start = self._last_event_ps if start_time_ps is None else self._check_time(start_time_ps, "batch start")
         nominal = self.analysis(state)
         circuit = nominal.circuit
-        codes = np.asarray(dac_codes)
-        if codes.ndim != 2 or codes.shape[0] != circuit.n_sources or codes.shape[1] == 0:
-            raise ValueError(
-                f"dac_codes has shape {codes.shape}; expected ({circuit.n_sources}, K) for the "
-                f"input channels {circuit.source_channels.tolist()}"
-            )
-        for value in (codes.min(), codes.max()):
-            check_code(int(value), self.config.dac.bits, "batch DAC")
+        codes = self._check_batch_codes(circuit, dac_codes)
         k_ops = codes.shape[1]
         disable_offset_ps = int(disable_offset_ps)
         plan = self._batch_plan(nominal, sample_channels, sample_offsets_ps, disable_offset_ps)
@@ -1005,7 +994,7 @@ class AnalogMacro:
         end_propagator = plan.end_propagator
 
         if self.devices.read_noise_on:
-            noisy = plan.noisy_steady_states(state, self.config)
+            noisy = self._noisy_solver(nominal, state)
             steady = noisy.steady_states(self.devices, self._programmed[state.array], volts_in)
         else:
             steady = plan.steady_operator @ volts_in
@@ -1037,6 +1026,60 @@ class AnalogMacro:
             start_time_ps=int(start),
             end_time_ps=int(end),
         )
+
+    def steady_states(self, state: SwitchState, dac_codes) -> np.ndarray:
+        """Return the finite-gain steady states of K operations on one switch state, without running them.
+
+        This is the settled part of `run_operations` for callers that read
+        only settled outputs. With read noise, operation k draws its noise
+        as the k-th of K enables would, so the random stream continues as
+        after K operations, and its steady state equals that of the event
+        path to `amc.model.statespace.REFINEMENT_TOLERANCE` (1e-10
+        relative). The operation count, held outputs, DAC latches and event
+        times do not change.
+
+        Parameters
+        ----------
+        state : SwitchState
+        dac_codes : array_like of int, shape (n_inputs, K)
+            Codes of the circuit's input channels, one column per operation.
+
+        Returns
+        -------
+        ndarray, shape (n_states, K)
+            Op-amp outputs in volts, line op-amps first, not clamped at the rails.
+        """
+        if self._active is not None:
+            raise MacroUsageError("steady_states during an event-level operation; call disable first")
+        if state.mode.cell:
+            raise MacroUsageError(
+                f"steady_states does not run the single-cell mode {state.mode.name}; use enable, sample and disable"
+            )
+        nominal = self.analysis(state)
+        codes = self._check_batch_codes(nominal.circuit, dac_codes)
+        volts_in = dac_decode(codes, self.config.dac)
+        if not self.devices.read_noise_on:
+            return nominal.steady_state(volts_in)
+        return self._noisy_solver(nominal, state).steady_states(self.devices, self._programmed[state.array],
+                                                                volts_in)
+
+    def _noisy_solver(self, nominal: CircuitAnalysis, state: SwitchState) -> _NoisySteadyStates:
+        solver = self._noisy_solvers.get(nominal)
+        if solver is None:
+            solver = _NoisySteadyStates(nominal, state, self.config)
+            self._noisy_solvers[nominal] = solver
+        return solver
+
+    def _check_batch_codes(self, circuit: LinearCircuit, dac_codes) -> np.ndarray:
+        codes = np.asarray(dac_codes)
+        if codes.ndim != 2 or codes.shape[0] != circuit.n_sources or codes.shape[1] == 0:
+            raise ValueError(
+                f"dac_codes has shape {codes.shape}; expected ({circuit.n_sources}, K) for the "
+                f"input channels {circuit.source_channels.tolist()}"
+            )
+        for value in (codes.min(), codes.max()):
+            check_code(int(value), self.config.dac.bits, "batch DAC")
+        return codes
 
     def _batch_plan(self, nominal: CircuitAnalysis, sample_channels, sample_offsets_ps,
                     disable_offset_ps: int) -> _BatchPlan:

@@ -393,6 +393,34 @@ def test_batch_read_noise_matches_direct_solves(mode_name, signed):
     assert macros[0].devices.streams.read_noise.random() == reference_macro.devices.streams.read_noise.random()
 
 
+@pytest.mark.parametrize("config", [NOISY, NO_READ_NOISE], ids=["read noise", "no read noise"])
+def test_steady_states_match_direct_solves(config):
+    rng = np.random.default_rng(47)
+    encoded = encode_input(rng.uniform(-1, 1, (N, 7)), mode_by_name("INV"), config.dac, headroom=0.2)
+    macro, state = _setup(config)
+    reference_macro, _ = _setup(config)
+    held, count, last = macro.held_outputs(), macro.operation_count, macro.last_event_ps
+    steady = macro.steady_states(state, encoded.codes)
+
+    programmed = np.stack(reference_macro.conductances(0))
+    for k in range(7):
+        read = reference_macro.devices.read(programmed)
+        expected = CircuitAnalysis(build_circuit(state, read[0], read[1], config)).steady_state(encoded.volts[:, k])
+        assert np.allclose(steady[:, k], expected, rtol=REFINEMENT_TOLERANCE, atol=1e-15)
+    assert macro.devices.streams.read_noise.random() == reference_macro.devices.streams.read_noise.random()
+    assert np.array_equal(macro.held_outputs(), held)
+    assert macro.operation_count == count
+    assert macro.last_event_ps == last
+
+
+def test_steady_states_rejects_invalid_codes():
+    macro, state = _setup(NOISY)
+    with pytest.raises(ValueError, match=r"dac_codes has shape \(5, 2\); expected \(6, K\)"):
+        macro.steady_states(state, np.zeros((5, 2), dtype=int))
+    with pytest.raises(ValueError, match="outside the signed 8-bit range"):
+        macro.steady_states(state, np.full((N, 1), 200))
+
+
 def test_batch_equals_events_early_sampling():
     # Samples from 20 ns on, long before the transient settles: the batch
     # path must evaluate the transient, not the steady state.
