@@ -401,6 +401,26 @@ Operations are processed in chunks so that the draws of a large batch (the
 whole array for every operation) do not all sit in memory at once."""
 
 
+class _ScratchArrays:
+    """Flat float64 work arrays of one macro, reused across batch calls and grown on demand.
+
+    Fresh arrays of a megabyte cost a page fault per 4 KiB once the
+    allocator has returned their memory to the system. One set per macro
+    bounds the memory to the largest chunk, whatever the number of circuits.
+    """
+
+    def __init__(self):
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, size: int) -> np.ndarray:
+        """Return a contiguous float64 array of `size` elements; its contents are undefined."""
+        array = self._arrays.get(name)
+        if array is None or array.size < size:
+            array = np.empty(size)
+            self._arrays[name] = array
+        return array[:size]
+
+
 class _NoisySteadyStates:
     """Steady states of `run_operations` operations with read noise, vectorized over the operations.
 
@@ -425,35 +445,30 @@ class _NoisySteadyStates:
         circuit = nominal.circuit
         self.other_source_weights = circuit.source_weights[circuit.n_outputs:]
         """Rows of W_s that read noise does not change (inverters)."""
-        # Reused across calls: fresh arrays of this size cost a page fault
-        # per 4 KiB when the allocator has returned their memory to the system.
-        self._draws = np.empty(0)
-        self._rows = np.empty(0)
 
-    def steady_states(self, devices: DeviceModel, programmed_S: np.ndarray, volts_in: np.ndarray) -> np.ndarray:
+    def steady_states(self, devices: DeviceModel, programmed_S: np.ndarray, volts_in: np.ndarray,
+                      scratch: _ScratchArrays) -> np.ndarray:
         """Return x_ss of each operation, shape (n_states, K), for DAC voltages `volts_in` (n_sources, K)."""
         count = volts_in.shape[1]
         chunk = max(1, _READ_NOISE_CHUNK_BYTES // (programmed_S.size * programmed_S.itemsize))
-        row_size = self.topology.n_line * (self.topology.n_states + self.topology.n_sources)
         most = min(chunk, count)
-        if self._draws.size < most * programmed_S.size:
-            self._draws = np.empty(most * programmed_S.size)
-        if self._rows.size < most * row_size:
-            self._rows = np.empty(most * row_size)
+        row_size = self.topology.n_line * (self.topology.n_states + self.topology.n_sources)
+        draws = scratch.get("read noise draws", most * programmed_S.size)
+        line_rows = scratch.get("line rows", most * row_size)
 
         steady = np.empty((self.topology.n_states, count))
         for first in range(0, count, chunk):
             volts = volts_in[:, first:first + chunk]
-            rows = self._rows[:volts.shape[1] * row_size].reshape(volts.shape[1], self.topology.n_line, -1)
-            steady[:, first:first + volts.shape[1]] = self._chunk(devices, programmed_S, volts, rows)
+            rows = line_rows[:volts.shape[1] * row_size].reshape(volts.shape[1], self.topology.n_line, -1)
+            steady[:, first:first + volts.shape[1]] = self._chunk(devices, programmed_S, volts, draws, rows)
         return steady
 
-    def _chunk(self, devices: DeviceModel, programmed_S: np.ndarray, volts: np.ndarray,
+    def _chunk(self, devices: DeviceModel, programmed_S: np.ndarray, volts: np.ndarray, draws: np.ndarray,
                rows: np.ndarray) -> np.ndarray:
-        """Return x_ss of the operations of one chunk; `rows` receives their line rows."""
+        """Return x_ss of the operations of one chunk; `draws` and `rows` receive their noise and line rows."""
         topology = self.topology
         n_line, n_states = topology.n_line, topology.n_states
-        cells = devices.read_many(programmed_S, volts.shape[1], self.cells, buffer=self._draws)
+        cells = devices.read_many(programmed_S, volts.shape[1], self.cells, buffer=draws)
         positive = topology.cells_from_block(cells[:, POSITIVE])
         negative = topology.cells_from_block(cells[:, NEGATIVE])
         if self.half_negative:
@@ -546,6 +561,7 @@ class AnalogMacro:
             weakref.WeakKeyDictionary())
         self._noisy_solvers: weakref.WeakKeyDictionary[CircuitAnalysis, _NoisySteadyStates] = (
             weakref.WeakKeyDictionary())
+        self._scratch = _ScratchArrays()
         self._active: OperationRecord | None = None
         self._last_operation: OperationRecord | None = None
         self._operation_count = 0
@@ -995,7 +1011,7 @@ class AnalogMacro:
 
         if self.devices.read_noise_on:
             noisy = self._noisy_solver(nominal, state)
-            steady = noisy.steady_states(self.devices, self._programmed[state.array], volts_in)
+            steady = noisy.steady_states(self.devices, self._programmed[state.array], volts_in, self._scratch)
         else:
             steady = plan.steady_operator @ volts_in
         starts = _chain_starts(steady, x_first, end_propagator, rail)
@@ -1061,7 +1077,7 @@ class AnalogMacro:
         if not self.devices.read_noise_on:
             return nominal.steady_state(volts_in)
         return self._noisy_solver(nominal, state).steady_states(self.devices, self._programmed[state.array],
-                                                                volts_in)
+                                                                volts_in, self._scratch)
 
     def _noisy_solver(self, nominal: CircuitAnalysis, state: SwitchState) -> _NoisySteadyStates:
         solver = self._noisy_solvers.get(nominal)
