@@ -187,7 +187,9 @@ class Sequencer(wiring.Component):
             self.rsp.payload.settle_timeout.eq(settle_timeout),
             self.rsp.payload.conv_timeout.eq(conv_timeout),
             self.rsp.payload.clip_count.eq(clip_count),
-            self.rsp.payload.cycles.eq(cycles),
+            # The cycle counter changes every cycle; gating it keeps the
+            # payload, and everything that reads it, still between results.
+            self.rsp.payload.cycles.eq(Mux(state == S.FINISH, cycles, 0)),
             self.rsp.payload.code.eq(last_code),
             self.rsp.payload.overrange.eq(last_overrange),
         ]
