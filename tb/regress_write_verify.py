@@ -10,6 +10,7 @@ on Verilator.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -157,6 +158,47 @@ async def abort_mid_array(dut):
     await tb.idle(5000)
     assert tb.core.log.pulses == pulses, "pulses continued after the abort"
     assert int(dut.wv_state.value) == 0
+
+
+@cocotb.test()
+async def converge_real_cells(dut):
+    """Real 1T1R cells reach random 16-level targets; only stuck cells fail, each after WV_MAX_PULSES."""
+    from ..model.mapping import quantize_conductance
+    from ..model.programming import target_codes
+    from .programming import read_voltage
+
+    from ..model.config import StuckCells
+    from ..model.macro import AnalogMacro
+
+    params = params_from_env()
+    # A higher stuck-cell rate than the default puts a few stuck cells in the region.
+    nonideal = dataclasses.replace(params.macro.nonideal, stuck=StuckCells(enabled=True, fraction=0.03))
+    tb = AmcTestbench(dut, params, macro=AnalogMacro(params.macro.replace(nonideal=nonideal)))
+    driver = await tb.start()
+    array = params.macro.array
+    rng = np.random.default_rng(11)
+    region = (range(0, 12), range(0, 12))
+    targets_S = quantize_conductance(rng.uniform(array.g_min_S, array.g_max_S, (array.rows, array.cols)), array)
+    read_V = read_voltage(params)
+    targets = target_codes(targets_S, params.macro, read_V)
+    report = await write_verify(driver, 0, targets, rows=region[0], cols=region[1])
+
+    stuck = tb.macro.devices.stuck_map.stuck[0, 0]
+    stuck_in_region = {(r, c) for r in region[0] for c in region[1] if stuck[r, c]}
+    assert stuck_in_region, "the region has no stuck cell; raise the stuck fraction"
+    assert set(report.failed_cells) <= stuck_in_region, "a cell that is not stuck failed"
+    for row, col in report.failed_cells:
+        assert report.pulses[row, col] == params.macro.programming.max_pulses
+    reached = tb.macro.conductances(0)[0]
+    reached_codes = target_codes(reached, params.macro, read_V)
+    tolerance = params.macro.programming.tolerance_codes
+    for i, row in enumerate(region[0]):
+        for j, col in enumerate(region[1]):
+            if report.passed[i, j]:
+                # One code of read noise may separate the last verify read from the noise-free value.
+                assert abs(reached_codes[row, col] - targets[row, col]) <= tolerance + 1, (row, col)
+    tb.log.info("real cells: %d pulses, %.1f per cell, %d failed (%d stuck in the region)", report.total_pulses,
+                report.total_pulses / report.cells_done, report.cells_failed, len(stuck_in_region))
 
 
 async def programmed_state_job(driver, macro, seed: int) -> dict:

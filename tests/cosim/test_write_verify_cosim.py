@@ -15,6 +15,7 @@ from .cocotb_launch import launch, run_in_process, simulator_params
 MODULE = "amc.tb.regress_write_verify"
 TESTS = [
     "converge_random_targets",
+    "converge_real_cells",
     "stuck_cells_fail",
     "tolerance_edges/tolerance=0",
     "tolerance_edges/tolerance=2",
