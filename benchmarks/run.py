@@ -89,7 +89,8 @@ def measure_cocotb_speed(build_root: Path, cycles: int) -> dict:
     for simulator in SIMULATORS:
         result_path = build_root / f"speed-{simulator}.json"
         counter_build = build_root / f"counter-{simulator}"
-        build_verilog(simulator, counter_v, "counter", counter_build, waves=False)
+        build_verilog(simulator, counter_v, "counter", counter_build, waves=False,
+                      public_ports=["clk", "rst", "count"])
         run_test(simulator, params, "amc.tb.bench_cocotb", "counter_speed", build_root / f"counter-run-{simulator}",
                  build_dir=counter_build, waves=False, toplevel="counter",
                  extra_env={RESULT_ENV: str(result_path), CYCLES_ENV: str(cycles)})

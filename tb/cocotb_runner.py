@@ -16,8 +16,9 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cocotb_tools.runner import get_runner
+from cocotb_tools.runner import VerilatorControlFile, get_runner
 
+from ..rtl.controller import controller_signature
 from ..rtl.params import ControllerParams, params_to_dict
 from ..rtl.verilog import TOP_NAME, generate
 from .cocotb_env import PARAMS_ENV
@@ -35,9 +36,10 @@ VERILATOR_BUILD_ARGS = (
     # Warnings Verilator treats as fatal on Amaranth output (see amc.rtl.verilog.LINT_WAIVERS).
     "-Wno-WIDTH", "-Wno-CASEINCOMPLETE",
     # cocotb's runner passes --public-flat-rw, which keeps every internal
-    # signal visible and made the controller simulate 2.4 times slower here;
-    # the testbenches use only the top-level ports.
-    "--no-public-flat-rw", "--public-depth", "1",
+    # signal visible and made the controller simulate 2.4 times slower here.
+    # The testbenches use only the top-level ports, which a control file
+    # (`verilator_control_file`) makes public.
+    "--no-public-flat-rw",
     "-O3", "--x-assign", "fast", "--x-initial", "fast",
 )
 """Extra Verilator arguments of every build."""
@@ -97,19 +99,44 @@ def build(simulator: str, params: ControllerParams, build_root: Path | None = No
     key = _params_key(params)
     files = generate(params, root / f"rtl-{key}")
     build_dir = root / f"sim-{simulator}-{key}-{'waves' if waves else 'nowaves'}-{worker}"
-    build_verilog(simulator, files.verilog, TOP_NAME, build_dir, waves=waves)
+    ports = ["clk", "rst", *("__".join(str(part) for part in path)
+                             for path, member in controller_signature(params).members.flatten() if member.is_port)]
+    build_verilog(simulator, files.verilog, TOP_NAME, build_dir, waves=waves, public_ports=ports)
     return build_dir
 
 
-def build_verilog(simulator: str, verilog: Path, toplevel: str, build_dir: Path, *, waves: bool = True) -> None:
-    """Build one Verilog file for `simulator` into `build_dir` with the project's flags."""
+def verilator_control_file(path: Path, toplevel: str, ports) -> Path:
+    """Write a Verilator control file that makes the ports of `toplevel` public for VPI access."""
+    lines = ["`verilator_config\n"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{port}"\n' for port in ports]
+    text = "".join(lines)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def build_verilog(simulator: str, verilog: Path, toplevel: str, build_dir: Path, *, waves: bool = True,
+                  public_ports=None) -> None:
+    """Build one Verilog file for `simulator` into `build_dir` with the project's flags.
+
+    Verilator models make `public_ports` of the top module visible to cocotb,
+    or all of its ports and signals (``--public-depth 1``) when None.
+    """
     prepare_simulator(simulator)
+    sources = [verilog]
     build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
-    if simulator == "verilator" and waves:
-        build_args.append("--trace-fst")
+    if simulator == "verilator":
+        if public_ports is None:
+            build_args += ["--public-depth", "1"]
+        else:
+            control = verilator_control_file(Path(verilog).with_name(f"{toplevel}.public.vlt"), toplevel,
+                                             public_ports)
+            sources.insert(0, VerilatorControlFile(control))
+        if waves:
+            build_args.append("--trace-fst")
     runner = _runner(simulator)
     runner.build(
-        sources=[verilog],
+        sources=sources,
         hdl_toplevel=toplevel,
         build_dir=build_dir,
         build_args=build_args,
